@@ -1,0 +1,231 @@
+//! Running `vpn-agent` on a lab router and reading its status, as the demo and the tests do.
+
+use std::{
+    collections::BTreeMap,
+    fs::File,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, bail};
+use serde::Deserialize;
+
+use crate::{Lab, Node, topology::ifname};
+
+/// How long an agent may take to load and attach before we call it failed.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A `vpn-agent run` process inside a lab router's namespace. Dropping it kills the agent.
+pub struct AgentProcess {
+    child: Option<Child>,
+    agent_bin: PathBuf,
+    instance: String,
+    log_path: PathBuf,
+}
+
+impl AgentProcess {
+    /// Starts the agent on `router` with its `wan` and `lan` interfaces and waits until its
+    /// datapath is attached and its status readable.
+    pub fn start(lab: &Lab, router: Node, agent_bin: &Path) -> anyhow::Result<Self> {
+        let instance = lab.ns(router);
+        let log_path = std::env::temp_dir().join(format!("{instance}.agent.log"));
+        let log =
+            File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?;
+        let child = lab
+            .command(router, &agent_bin.to_string_lossy())
+            .args(["run", "--wan", ifname::WAN, "--lan", ifname::LAN])
+            .args(["--instance", &instance])
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("starting {} in {instance}", agent_bin.display()))?;
+        let mut agent = AgentProcess {
+            child: Some(child),
+            agent_bin: agent_bin.to_owned(),
+            instance,
+            log_path,
+        };
+        agent.wait_ready()?;
+        Ok(agent)
+    }
+
+    pub fn instance(&self) -> &str {
+        &self.instance
+    }
+
+    fn wait_ready(&mut self) -> anyhow::Result<()> {
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                bail!(
+                    "vpn-agent for {} exited during start-up ({status}):\n{}",
+                    self.instance,
+                    self.log()
+                );
+            }
+            if self
+                .status_command()
+                .arg("--json")
+                .output()?
+                .status
+                .success()
+            {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "vpn-agent for {} not ready after {START_TIMEOUT:?}:\n{}",
+                    self.instance,
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn status_command(&self) -> Command {
+        let mut cmd = Command::new(&self.agent_bin);
+        cmd.args(["status", "--instance", &self.instance]);
+        cmd
+    }
+
+    /// `vpn-agent status --json`, parsed.
+    pub fn status(&self) -> anyhow::Result<StatusSnapshot> {
+        let output = self.status_command().arg("--json").output()?;
+        if !output.status.success() {
+            bail!(
+                "vpn-agent status failed: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        serde_json::from_slice(&output.stdout).context("parsing vpn-agent status --json")
+    }
+
+    /// `vpn-agent status`, the human table.
+    pub fn status_table(&self) -> anyhow::Result<String> {
+        let output = self.status_command().output()?;
+        if !output.status.success() {
+            bail!(
+                "vpn-agent status failed: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    }
+
+    /// The agent's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// SIGKILL, as a crash or the OOM killer would: no clean-up runs in the agent.
+    pub fn kill(mut self) -> anyhow::Result<()> {
+        let mut child = self.child.take().context("agent already stopped")?;
+        child.kill().context("killing vpn-agent")?;
+        child.wait()?;
+        Ok(())
+    }
+
+    /// The agent binary this process runs.
+    pub fn agent_bin(&self) -> &Path {
+        &self.agent_bin
+    }
+
+    /// Lets the agent outlive this value (`demo --keep`); `lab down` stops it.
+    pub fn leave_running(mut self) {
+        self.child = None;
+    }
+
+    /// Sends SIGTERM and waits for a clean exit.
+    pub fn stop(mut self) -> anyhow::Result<()> {
+        let mut child = self.child.take().context("agent already stopped")?;
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .context("signalling vpn-agent")?;
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        let status = loop {
+            if let Some(status) = child.try_wait()? {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!(
+                    "vpn-agent did not stop within {STOP_TIMEOUT:?}:\n{}",
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        if !status.success() {
+            bail!("vpn-agent exited with {status}:\n{}", self.log());
+        }
+        let _ = std::fs::remove_file(&self.log_path);
+        Ok(())
+    }
+}
+
+impl Drop for AgentProcess {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The parts of `vpn-agent status --json` that the lab reads.
+#[derive(Clone, Debug, Deserialize)]
+pub struct StatusSnapshot {
+    pub instance: String,
+    pub pin_dir: PathBuf,
+    pub interfaces: Vec<InterfaceSnapshot>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct InterfaceSnapshot {
+    pub role: String,
+    pub name: String,
+    pub received: BTreeMap<String, CounterSnapshot>,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+pub struct CounterSnapshot {
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+impl StatusSnapshot {
+    /// Packets of `class` received on the interface with `role`; an error if either is unknown.
+    pub fn packets(&self, role: &str, class: &str) -> anyhow::Result<u64> {
+        let interface = self
+            .interfaces
+            .iter()
+            .find(|i| i.role == role)
+            .with_context(|| format!("no {role} interface in status"))?;
+        let counter = interface
+            .received
+            .get(class)
+            .with_context(|| format!("no class {class} in status"))?;
+        Ok(counter.packets)
+    }
+
+    /// Packets of every class received, summed over interfaces.
+    pub fn total_packets(&self) -> u64 {
+        self.interfaces
+            .iter()
+            .flat_map(|i| i.received.values())
+            .map(|c| c.packets)
+            .sum()
+    }
+}

@@ -1,0 +1,44 @@
+//! Helpers shared by the integration tests in `tests/tests/`.
+//!
+//! The tests run the release agent binary that `cargo xtask build` produced; `cargo xtask test`
+//! passes its path in `VPN_AGENT_BIN`.
+
+use std::{
+    path::PathBuf,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, bail};
+
+/// The `vpn-agent` binary under test.
+pub fn agent_bin() -> anyhow::Result<PathBuf> {
+    let path = match std::env::var_os("VPN_AGENT_BIN") {
+        Some(path) => PathBuf::from(path),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/release/vpn-agent"),
+    };
+    if !path.is_file() {
+        bail!(
+            "no agent binary at {}: run the suite with `cargo xtask test` (it builds the agent)",
+            path.display()
+        );
+    }
+    path.canonicalize()
+        .with_context(|| format!("resolving {}", path.display()))
+}
+
+/// Polls `read` until `done` holds for its value or `timeout` passes; returns the last value.
+/// XDP runs when the receiving veth's NAPI poll does, a little after `send` returns.
+pub fn poll_until<T>(
+    timeout: Duration,
+    mut read: impl FnMut() -> anyhow::Result<T>,
+    done: impl Fn(&T) -> bool,
+) -> anyhow::Result<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let value = read()?;
+        if done(&value) || Instant::now() > deadline {
+            return Ok(value);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

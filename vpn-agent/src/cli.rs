@@ -1,0 +1,73 @@
+//! Command-line surface of `vpn-agent`.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::instance::InstanceName;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "vpn-agent",
+    version,
+    about = "eBPF/XDP site-to-site IPsec VPN router"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Load the XDP datapath onto the router's interfaces and run until SIGINT/SIGTERM.
+    Run(RunArgs),
+    /// Show the datapath's counters of a running instance.
+    Status(StatusArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Internet-facing interface (IKE and ESP arrive here).
+    #[arg(long, value_name = "IFACE")]
+    pub wan: String,
+    /// Site-facing interface (clear traffic to tunnel arrives here).
+    #[arg(long, value_name = "IFACE")]
+    pub lan: Option<String>,
+    #[command(flatten)]
+    pub instance: InstanceArg,
+    /// How to attach XDP: in the driver (native), or in the generic network stack.
+    #[arg(long, value_enum, default_value_t = XdpAttachMode::Native)]
+    pub xdp_mode: XdpAttachMode,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub instance: InstanceArg,
+    /// Print JSON for scripts instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct InstanceArg {
+    /// Instance name: one agent per name; its maps are pinned under /sys/fs/bpf/vpn-appliance/NAME.
+    #[arg(long, default_value = "default", value_parser = InstanceName::parse)]
+    pub instance: InstanceName,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum XdpAttachMode {
+    /// In the NIC driver (XDP_FLAGS_DRV_MODE): the fast path.
+    Native,
+    /// In the generic stack (XDP_FLAGS_SKB_MODE): for drivers without XDP support.
+    Generic,
+}
+
+impl XdpAttachMode {
+    pub fn to_aya(self) -> aya::programs::XdpMode {
+        match self {
+            XdpAttachMode::Native => aya::programs::XdpMode::Driver,
+            XdpAttachMode::Generic => aya::programs::XdpMode::Skb,
+        }
+    }
+}

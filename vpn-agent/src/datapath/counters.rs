@@ -1,0 +1,52 @@
+//! Reading the per-CPU class counters from their pinned map.
+
+use std::path::Path;
+
+use anyhow::Context as _;
+use aya::maps::{Map, MapData, PerCpuArray};
+use vpn_common::{InterfaceRole, PacketClass, TrafficCounter, class_counter_index, names};
+
+use super::loader::PINNED_MAPS;
+
+/// Class counters of one instance, summed over CPUs.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ClassCounters {
+    slots: [[TrafficCounter; PacketClass::COUNT]; InterfaceRole::COUNT],
+}
+
+impl ClassCounters {
+    pub fn get(&self, role: InterfaceRole, class: PacketClass) -> TrafficCounter {
+        self.slots[role as usize][class as usize]
+    }
+
+    /// Opens the pinned counter map in `pin_dir` and sums every slot over all CPUs.
+    pub fn read_pinned(pin_dir: &Path) -> anyhow::Result<Self> {
+        let file = PINNED_MAPS
+            .iter()
+            .find(|(name, _)| *name == names::CLASS_COUNTERS)
+            .map(|(_, file)| *file)
+            .context("class counters are not among the pinned maps")?;
+        let path = pin_dir.join(file);
+        let data = MapData::from_pin(&path)
+            .with_context(|| format!("opening pinned map {}", path.display()))?;
+        let map = Map::from_map_data(data)
+            .with_context(|| format!("reading map type of {}", path.display()))?;
+        let array: PerCpuArray<MapData, TrafficCounter> = PerCpuArray::try_from(map)
+            .with_context(|| format!("{} is not a per-CPU array of counters", path.display()))?;
+
+        let mut counters = ClassCounters::default();
+        for role in InterfaceRole::ALL {
+            for class in PacketClass::ALL {
+                let index = class_counter_index(role, class);
+                let per_cpu = array
+                    .get(&index, 0)
+                    .with_context(|| format!("reading slot {index} of {}", path.display()))?;
+                let slot = &mut counters.slots[role as usize][class as usize];
+                for value in per_cpu.iter() {
+                    slot.merge(value);
+                }
+            }
+        }
+        Ok(counters)
+    }
+}

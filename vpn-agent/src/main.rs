@@ -1,0 +1,35 @@
+//! `vpn-agent`: the appliance's daemon and command-line interface.
+
+mod bpffs;
+mod cli;
+mod datapath;
+mod instance;
+mod run;
+mod status;
+
+use clap::Parser as _;
+
+fn main() -> std::process::ExitCode {
+    let cli = cli::Cli::parse();
+    init_logging();
+    let result = match cli.command {
+        cli::Command::Run(args) => run::run(&args),
+        cli::Command::Status(args) => status::show(&args),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("vpn-agent: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("VPN_AGENT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}

@@ -1,0 +1,122 @@
+//! `vpn-agent run`: load the datapath, publish the instance's state, wait for a stop signal,
+//! then detach and clean up exactly what was set up.
+
+use anyhow::{Context as _, bail};
+use vpn_common::InterfaceRole;
+
+use crate::{
+    bpffs,
+    cli::RunArgs,
+    datapath::loader::{AttachRequest, Datapath, remove_pins},
+    instance::{PIN_ROOT, RuntimeState, create_private_dir},
+};
+
+pub fn run(args: &RunArgs) -> anyhow::Result<()> {
+    let name = &args.instance.instance;
+    if let Some(previous) = RuntimeState::load(name)? {
+        if previous.owner_alive() {
+            bail!("instance {name} is already running (pid {})", previous.pid);
+        }
+        tracing::warn!(instance = %name, pid = previous.pid, "removing state left by an agent that did not stop cleanly");
+        remove_pins(&previous.pin_dir)?;
+        remove_state_file(name)?;
+    }
+
+    let signals = StopSignals::install()?;
+    bpffs::ensure_mounted()?;
+    create_private_dir(std::path::Path::new(PIN_ROOT))?;
+    let pin_dir = name.pin_dir();
+    remove_pins(&pin_dir)?;
+
+    let mut requests = vec![AttachRequest {
+        role: InterfaceRole::Wan,
+        ifname: args.wan.clone(),
+        mode: args.xdp_mode,
+    }];
+    if let Some(lan) = &args.lan {
+        requests.push(AttachRequest {
+            role: InterfaceRole::Lan,
+            ifname: lan.clone(),
+            mode: args.xdp_mode,
+        });
+    }
+
+    let datapath = match Datapath::load(&pin_dir, &requests) {
+        Ok(datapath) => datapath,
+        Err(err) => {
+            // Programs already attached were detached when the object was dropped; pins too.
+            remove_pins(&pin_dir)?;
+            return Err(err);
+        }
+    };
+    let state = RuntimeState {
+        instance: name.to_string(),
+        pid: std::process::id(),
+        pin_dir: pin_dir.clone(),
+        interfaces: datapath.attached().to_vec(),
+    };
+    if let Err(err) = state.store(name) {
+        datapath.shutdown()?;
+        return Err(err);
+    }
+    tracing::info!(instance = %name, pin_dir = %pin_dir.display(), "datapath ready");
+
+    let signal = signals.wait();
+    tracing::info!(instance = %name, signal = ?signal, "stopping");
+    let shutdown = datapath.shutdown();
+    remove_state_file(name)?;
+    shutdown?;
+    tracing::info!(instance = %name, "stopped cleanly");
+    Ok(())
+}
+
+#[derive(Debug)]
+enum StopSignal {
+    Interrupt,
+    Terminate,
+}
+
+/// Waits for SIGINT or SIGTERM. The handlers are installed before the datapath is loaded, so
+/// that a signal arriving during start-up is not lost and still triggers a clean detach.
+struct StopSignals {
+    runtime: tokio::runtime::Runtime,
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn install() -> anyhow::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("starting the async runtime")?;
+        let (term, int) = runtime
+            .block_on(async {
+                Ok::<_, std::io::Error>((
+                    signal(SignalKind::terminate())?,
+                    signal(SignalKind::interrupt())?,
+                ))
+            })
+            .context("installing SIGTERM/SIGINT handlers")?;
+        Ok(Self { runtime, term, int })
+    }
+
+    fn wait(mut self) -> StopSignal {
+        self.runtime.block_on(async {
+            tokio::select! {
+                _ = self.int.recv() => StopSignal::Interrupt,
+                _ = self.term.recv() => StopSignal::Terminate,
+            }
+        })
+    }
+}
+
+fn remove_state_file(name: &crate::instance::InstanceName) -> anyhow::Result<()> {
+    let path = name.state_file();
+    match std::fs::remove_file(&path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("removing {}", path.display())),
+    }
+}

@@ -1,0 +1,21 @@
+//! Types shared by the XDP programs (`vpn-ebpf`) and the agent (`vpn-agent`).
+//!
+//! Everything here is `no_std` and `#[repr(C)]` so both sides agree on the layout of BPF map keys
+//! and values byte for byte. The `user` feature adds `aya::Pod` impls for the agent.
+#![cfg_attr(not(test), no_std)]
+
+pub mod class;
+pub mod counters;
+
+pub use class::{InterfaceRole, PacketClass};
+pub use counters::{CLASS_COUNTER_ENTRIES, TrafficCounter, class_counter_index};
+
+/// Names of the maps and programs in the eBPF object, used by the loader and the status reader.
+pub mod names {
+    /// Per-CPU array of [`crate::TrafficCounter`], indexed by [`crate::class_counter_index`].
+    pub const CLASS_COUNTERS: &str = "CLASS_COUNTERS";
+    /// XDP entry point attached to WAN (internet-facing) interfaces.
+    pub const XDP_WAN: &str = "xdp_wan";
+    /// XDP entry point attached to LAN (site-facing) interfaces.
+    pub const XDP_LAN: &str = "xdp_lan";
+}

@@ -29,6 +29,16 @@ impl AgentProcess {
     /// Starts the agent on `router` with its `wan` and `lan` interfaces and waits until its
     /// datapath is attached and its status readable.
     pub fn start(lab: &Lab, router: Node, agent_bin: &Path) -> anyhow::Result<Self> {
+        Self::start_with(lab, router, agent_bin, &[])
+    }
+
+    /// Like [`AgentProcess::start`], with more `vpn-agent run` arguments.
+    pub fn start_with(
+        lab: &Lab,
+        router: Node,
+        agent_bin: &Path,
+        extra_args: &[&str],
+    ) -> anyhow::Result<Self> {
         let instance = lab.ns(router);
         let log_path = std::env::temp_dir().join(format!("{instance}.agent.log"));
         let log =
@@ -37,6 +47,7 @@ impl AgentProcess {
             .command(router, &agent_bin.to_string_lossy())
             .args(["run", "--wan", ifname::WAN, "--lan", ifname::LAN])
             .args(["--instance", &instance])
+            .args(extra_args)
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
@@ -190,6 +201,30 @@ pub struct StatusSnapshot {
     pub instance: String,
     pub pin_dir: PathBuf,
     pub interfaces: Vec<InterfaceSnapshot>,
+    #[serde(default)]
+    pub datapath_events: BTreeMap<String, u64>,
+    #[serde(default)]
+    pub worker: Option<WorkerSnapshot>,
+}
+
+/// The crypto worker's counters in `vpn-agent status --json`.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct WorkerSnapshot {
+    pub decrypted: u64,
+    pub encrypted: u64,
+    pub sent_xsk: u64,
+    pub sent_kernel: u64,
+    pub dropped: BTreeMap<String, u64>,
+    pub sas: Vec<SaSnapshot>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct SaSnapshot {
+    pub tunnel: String,
+    pub direction: String,
+    pub spi: u32,
+    pub packets: u64,
+    pub bytes: u64,
 }
 
 #[derive(Clone, Debug, Deserialize)]

@@ -15,6 +15,7 @@
 pub mod agent;
 pub mod netns;
 pub mod registry;
+pub mod static_tunnel;
 pub mod topology;
 pub mod traffic;
 

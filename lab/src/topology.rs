@@ -248,6 +248,15 @@ impl Lab {
         self.route(Node::RouterB, SITE_A, ROUTER_A_WAN)?;
         self.route(Node::HostA, "default", ROUTER_A_LAN)?;
         self.route(Node::HostB, "default", ROUTER_B_LAN)?;
+        // A veth sender leaves TCP/UDP checksums to "hardware" (CHECKSUM_PARTIAL); XDP and
+        // AF_XDP on the router then see unfinished checksums and would seal them as they are.
+        // Real NICs deliver finished checksums, so the hosts compute theirs in software.
+        for host in [Node::HostA, Node::HostB] {
+            netns::run(
+                self.command(host, "ethtool")
+                    .args(["-K", HOST, "tx", "off"]),
+            )?;
+        }
         Ok(())
     }
 

@@ -21,6 +21,17 @@ pub enum Command {
     Run(RunArgs),
     /// Show the datapath's counters of a running instance.
     Status(StatusArgs),
+    /// Check a configuration file; every problem is reported as FILE:LINE:COLUMN: FIELD: REASON.
+    Validate(ValidateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// The configuration file (TOML).
+    pub file: std::path::PathBuf,
+    /// Also load the secrets it references (files must be mode 0600 or stricter).
+    #[arg(long)]
+    pub secrets: bool,
 }
 
 #[derive(Debug, Args)]
@@ -33,6 +44,9 @@ pub struct RunArgs {
     pub lan: Option<String>,
     #[command(flatten)]
     pub instance: InstanceArg,
+    /// Static-key tunnels to run (TOML; keys in root-only files). Needs --lan.
+    #[arg(long, value_name = "FILE", requires = "lan")]
+    pub static_tunnels: Option<std::path::PathBuf>,
     /// How to attach XDP: in the driver (native), or in the generic network stack.
     #[arg(long, value_enum, default_value_t = XdpAttachMode::Native)]
     pub xdp_mode: XdpAttachMode,

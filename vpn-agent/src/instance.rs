@@ -50,6 +50,11 @@ impl InstanceName {
     pub fn state_file(&self) -> PathBuf {
         Path::new(RUN_ROOT).join(format!("{}.json", self.0))
     }
+
+    /// Counters the crypto worker publishes (for `status`).
+    pub fn worker_file(&self) -> PathBuf {
+        Path::new(RUN_ROOT).join(format!("{}.worker.json", self.0))
+    }
 }
 
 impl fmt::Display for InstanceName {
@@ -92,18 +97,7 @@ impl RuntimeState {
     /// Writes the state file atomically, mode 0600.
     pub fn store(&self, name: &InstanceName) -> anyhow::Result<()> {
         create_private_dir(Path::new(RUN_ROOT))?;
-        let path = name.state_file();
-        let tmp = path.with_extension("json.tmp");
-        let mut file = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)
-            .with_context(|| format!("creating {}", tmp.display()))?;
-        file.write_all(serde_json::to_string_pretty(self)?.as_bytes())
-            .with_context(|| format!("writing {}", tmp.display()))?;
-        fs::rename(&tmp, &path).with_context(|| format!("renaming to {}", path.display()))
+        write_private_json(&name.state_file(), self)
     }
 
     /// Whether the process that wrote this state is still alive.
@@ -111,6 +105,21 @@ impl RuntimeState {
         let pid = nix::unistd::Pid::from_raw(self.pid as i32);
         nix::sys::signal::kill(pid, None).is_ok()
     }
+}
+
+/// Writes `value` as JSON to `path` atomically (temporary file, then rename), mode 0600.
+pub fn write_private_json(path: &Path, value: &impl Serialize) -> anyhow::Result<()> {
+    let tmp = path.with_extension("json.tmp");
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .with_context(|| format!("creating {}", tmp.display()))?;
+    file.write_all(serde_json::to_string_pretty(value)?.as_bytes())
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))
 }
 
 /// Creates `dir` (and missing parents) with mode 0700, and tightens it to 0700 if it exists.

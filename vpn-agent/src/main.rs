@@ -6,6 +6,7 @@ mod datapath;
 mod instance;
 mod run;
 mod status;
+mod validate;
 
 use clap::Parser as _;
 
@@ -15,6 +16,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         cli::Command::Run(args) => run::run(&args),
         cli::Command::Status(args) => status::show(&args),
+        cli::Command::Validate(args) => validate::run(&args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

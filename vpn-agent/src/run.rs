@@ -7,8 +7,12 @@ use vpn_common::InterfaceRole;
 use crate::{
     bpffs,
     cli::RunArgs,
-    datapath::loader::{AttachRequest, Datapath, remove_pins},
-    instance::{PIN_ROOT, RuntimeState, create_private_dir},
+    datapath::{
+        loader::{AttachRequest, Datapath, remove_pins},
+        static_tunnels,
+        tunnels::TunnelRuntime,
+    },
+    instance::{PIN_ROOT, RuntimeState, create_private_dir, write_private_json},
 };
 
 pub fn run(args: &RunArgs) -> anyhow::Result<()> {
@@ -22,6 +26,11 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         remove_state_file(name)?;
     }
 
+    // Configuration errors stop us before anything is attached.
+    let static_tunnels = match &args.static_tunnels {
+        Some(path) => static_tunnels::load(path)?,
+        None => Vec::new(),
+    };
     let signals = StopSignals::install()?;
     bpffs::ensure_mounted()?;
     create_private_dir(std::path::Path::new(PIN_ROOT))?;
@@ -41,12 +50,23 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         });
     }
 
-    let datapath = match Datapath::load(&pin_dir, &requests) {
+    let mut datapath = match Datapath::load(&pin_dir, &requests) {
         Ok(datapath) => datapath,
         Err(err) => {
             // Programs already attached were detached when the object was dropped; pins too.
             remove_pins(&pin_dir)?;
             return Err(err);
+        }
+    };
+    let tunnels = if static_tunnels.is_empty() {
+        None
+    } else {
+        match TunnelRuntime::start(&mut datapath, static_tunnels) {
+            Ok(runtime) => Some(runtime),
+            Err(err) => {
+                datapath.shutdown()?;
+                return Err(err);
+            }
         }
     };
     let state = RuntimeState {
@@ -56,15 +76,29 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         interfaces: datapath.attached().to_vec(),
     };
     if let Err(err) = state.store(name) {
+        if let Some(tunnels) = tunnels {
+            tunnels.stop();
+        }
         datapath.shutdown()?;
         return Err(err);
     }
     tracing::info!(instance = %name, pin_dir = %pin_dir.display(), "datapath ready");
 
-    let signal = signals.wait();
+    let worker_file = name.worker_file();
+    let signal = signals.wait(|| {
+        if let Some(tunnels) = &tunnels
+            && let Err(err) = write_private_json(&worker_file, &tunnels.report())
+        {
+            tracing::warn!(error = %err, "could not publish worker counters");
+        }
+    });
     tracing::info!(instance = %name, signal = ?signal, "stopping");
+    if let Some(tunnels) = tunnels {
+        tunnels.stop();
+    }
     let shutdown = datapath.shutdown();
     remove_state_file(name)?;
+    let _ = std::fs::remove_file(&worker_file);
     shutdown?;
     tracing::info!(instance = %name, "stopped cleanly");
     Ok(())
@@ -102,11 +136,16 @@ impl StopSignals {
         Ok(Self { runtime, term, int })
     }
 
-    fn wait(mut self) -> StopSignal {
+    /// Waits for a stop signal, calling `tick` twice a second meanwhile.
+    fn wait(mut self, mut tick: impl FnMut()) -> StopSignal {
         self.runtime.block_on(async {
-            tokio::select! {
-                _ = self.int.recv() => StopSignal::Interrupt,
-                _ = self.term.recv() => StopSignal::Terminate,
+            let mut interval = tokio::time::interval(std::time::Duration::from_millis(500));
+            loop {
+                tokio::select! {
+                    _ = self.int.recv() => return StopSignal::Interrupt,
+                    _ = self.term.recv() => return StopSignal::Terminate,
+                    _ = interval.tick() => tick(),
+                }
             }
         })
     }

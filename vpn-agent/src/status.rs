@@ -8,8 +8,11 @@ use vpn_common::{InterfaceRole, PacketClass, TrafficCounter};
 
 use crate::{
     cli::StatusArgs,
-    datapath::counters::ClassCounters,
-    instance::{AttachedInterface, RuntimeState},
+    datapath::{
+        counters::{ClassCounters, read_pinned_events},
+        worker::WorkerReport,
+    },
+    instance::{AttachedInterface, InstanceName, RuntimeState},
 };
 
 #[derive(Debug, Serialize)]
@@ -18,6 +21,11 @@ struct StatusReport {
     pid: u32,
     pin_dir: String,
     interfaces: Vec<InterfaceReport>,
+    /// XDP tunnel events: frames handed to workers, and drops by reason.
+    datapath_events: std::collections::BTreeMap<&'static str, u64>,
+    /// The crypto worker's counters and SAs (absent when no tunnel runs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    worker: Option<WorkerReport>,
 }
 
 #[derive(Debug, Serialize)]
@@ -59,7 +67,9 @@ pub fn show(args: &StatusArgs) -> anyhow::Result<()> {
     }
     let counters = ClassCounters::read_pinned(&state.pin_dir)
         .with_context(|| format!("reading the counters of instance {name}"))?;
-    let report = build_report(&state, &counters)?;
+    let mut report = build_report(&state, &counters)?;
+    report.datapath_events = read_pinned_events(&state.pin_dir)?.into_iter().collect();
+    report.worker = read_worker_report(name)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -89,7 +99,20 @@ fn build_report(state: &RuntimeState, counters: &ClassCounters) -> anyhow::Resul
         pid: state.pid,
         pin_dir: state.pin_dir.display().to_string(),
         interfaces,
+        datapath_events: Default::default(),
+        worker: None,
     })
+}
+
+fn read_worker_report(name: &InstanceName) -> anyhow::Result<Option<WorkerReport>> {
+    let path = name.worker_file();
+    match std::fs::read_to_string(&path) {
+        Ok(text) => serde_json::from_str(&text)
+            .map(Some)
+            .with_context(|| format!("parsing {}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
 }
 
 fn render_table(report: &StatusReport) -> String {
@@ -120,6 +143,37 @@ fn render_table(report: &StatusReport) -> String {
                     c.bytes
                 );
             }
+        }
+    }
+    let events: Vec<String> = report
+        .datapath_events
+        .iter()
+        .filter(|(_, n)| **n > 0)
+        .map(|(name, n)| format!("{name} {n}"))
+        .collect();
+    if !events.is_empty() {
+        let _ = writeln!(out, "\nXDP tunnel events: {}", events.join(", "));
+    }
+    if let Some(w) = &report.worker {
+        let _ = writeln!(
+            out,
+            "\ncrypto worker: {} encrypted, {} decrypted, sent {} via AF_XDP and {} via the kernel",
+            w.encrypted, w.decrypted, w.sent_xsk, w.sent_kernel
+        );
+        for (reason, n) in &w.dropped {
+            let _ = writeln!(out, "  dropped {reason}: {n}");
+        }
+        let _ = writeln!(
+            out,
+            "  {:<16} {:<4} {:>10} {:>12} {:>14}",
+            "tunnel", "dir", "spi", "packets", "bytes"
+        );
+        for sa in &w.sas {
+            let _ = writeln!(
+                out,
+                "  {:<16} {:<4} {:>#10x} {:>12} {:>14}",
+                sa.tunnel, sa.direction, sa.spi, sa.packets, sa.bytes
+            );
         }
     }
     out

@@ -6,6 +6,7 @@
 
 pub mod class;
 pub mod counters;
+pub mod tunnel;
 
 pub use class::{InterfaceRole, PacketClass};
 pub use counters::{CLASS_COUNTER_ENTRIES, TrafficCounter, class_counter_index};
@@ -14,6 +15,18 @@ pub use counters::{CLASS_COUNTER_ENTRIES, TrafficCounter, class_counter_index};
 pub mod names {
     /// Per-CPU array of [`crate::TrafficCounter`], indexed by [`crate::class_counter_index`].
     pub const CLASS_COUNTERS: &str = "CLASS_COUNTERS";
+    /// Hash map: SPI (network order u32) -> [`crate::tunnel::InboundSa`].
+    pub const INBOUND_SAS: &str = "INBOUND_SAS";
+    /// Array: tunnel slot -> [`crate::tunnel::TunnelOut`].
+    pub const TUNNELS: &str = "TUNNELS";
+    /// LPM trie: [`crate::tunnel::RouteKey`] -> tunnel slot.
+    pub const TUNNEL_ROUTES: &str = "TUNNEL_ROUTES";
+    /// XSKMAP of the workers' sockets on the WAN interface, by receive queue.
+    pub const XSKS_WAN: &str = "XSKS_WAN";
+    /// XSKMAP of the workers' sockets on the LAN interface, by receive queue.
+    pub const XSKS_LAN: &str = "XSKS_LAN";
+    /// Per-CPU array of u64, indexed by [`crate::tunnel::DatapathEvent`].
+    pub const DATAPATH_EVENTS: &str = "DATAPATH_EVENTS";
     /// XDP entry point attached to WAN (internet-facing) interfaces.
     pub const XDP_WAN: &str = "xdp_wan";
     /// XDP entry point attached to LAN (site-facing) interfaces.

@@ -6,7 +6,9 @@
 #![cfg_attr(not(test), no_std)]
 
 pub mod classify;
+pub mod locate;
+pub mod mss;
 pub mod packet;
 
 pub use classify::classify;
-pub use packet::PacketBytes;
+pub use packet::{PacketBytes, PacketBytesMut};

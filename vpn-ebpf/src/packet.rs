@@ -45,3 +45,24 @@ impl PacketBytes for [u8] {
         self.get(offset..end)?.try_into().ok()
     }
 }
+
+/// Write access to a frame, with the same bounds checks as [`PacketBytes`].
+pub trait PacketBytesMut: PacketBytes {
+    /// Writes `value` at `offset`; `false` (and nothing written) if it would cross the end.
+    fn write_bytes<const N: usize>(&mut self, offset: usize, value: [u8; N]) -> bool;
+}
+
+impl PacketBytesMut for [u8] {
+    fn write_bytes<const N: usize>(&mut self, offset: usize, value: [u8; N]) -> bool {
+        let Some(end) = offset.checked_add(N) else {
+            return false;
+        };
+        match self.get_mut(offset..end) {
+            Some(dst) => {
+                dst.copy_from_slice(&value);
+                true
+            }
+            None => false,
+        }
+    }
+}

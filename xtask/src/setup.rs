@@ -47,6 +47,7 @@ pub fn run() -> anyhow::Result<()> {
     run_step("nightly toolchain with rust-src", nightly_rust_src)?;
     run_step("bpf-linker built against the nightly's libLLVM", bpf_linker)?;
     run_step("Debian packages", debian_packages)?;
+    run_step("Python test oracles (scapy, cryptography)", python_oracles)?;
     eprintln!("setup: everything is in place");
     Ok(())
 }
@@ -177,6 +178,26 @@ fn debian_packages() -> anyhow::Result<()> {
             .args(["install", "-y", "-qq", "--no-install-recommends"])
             .args(&missing)
             .env("DEBIAN_FRONTEND", "noninteractive"),
+    )
+}
+
+/// scapy decrypts and builds ESP independently of our code (the ESP tests use it as an oracle).
+const PYTHON_PACKAGES: &[&str] = &["scapy==2.8.0", "cryptography==48.0.0"];
+
+fn python_oracles() -> anyhow::Result<()> {
+    let present = Command::new("python3")
+        .args(["-c", "import scapy.layers.ipsec, cryptography"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if present {
+        eprintln!("scapy and cryptography importable");
+        return Ok(());
+    }
+    eprintln!("installing {}", PYTHON_PACKAGES.join(" "));
+    checked(
+        Command::new("python3")
+            .args(["-m", "pip", "install", "--quiet"])
+            .args(PYTHON_PACKAGES),
     )
 }
 

@@ -4,7 +4,9 @@ use std::path::Path;
 
 use anyhow::Context as _;
 use aya::maps::{Map, MapData, PerCpuArray};
-use vpn_common::{InterfaceRole, PacketClass, TrafficCounter, class_counter_index, names};
+use vpn_common::{
+    InterfaceRole, PacketClass, TrafficCounter, class_counter_index, names, tunnel::DatapathEvent,
+};
 
 use super::loader::PINNED_MAPS;
 
@@ -49,4 +51,29 @@ impl ClassCounters {
         }
         Ok(counters)
     }
+}
+
+/// The XDP programs' tunnel events (redirects, drops by reason), summed over CPUs.
+pub fn read_pinned_events(pin_dir: &Path) -> anyhow::Result<Vec<(&'static str, u64)>> {
+    let file = PINNED_MAPS
+        .iter()
+        .find(|(name, _)| *name == names::DATAPATH_EVENTS)
+        .map(|(_, file)| *file)
+        .context("datapath events are not among the pinned maps")?;
+    let path = pin_dir.join(file);
+    let data = MapData::from_pin(&path)
+        .with_context(|| format!("opening pinned map {}", path.display()))?;
+    let map = Map::from_map_data(data)
+        .with_context(|| format!("reading map type of {}", path.display()))?;
+    let array: PerCpuArray<MapData, u64> = PerCpuArray::try_from(map)
+        .with_context(|| format!("{} is not a per-CPU array of u64", path.display()))?;
+    DatapathEvent::ALL
+        .iter()
+        .map(|event| {
+            let values = array
+                .get(&(*event as u32), 0)
+                .with_context(|| format!("reading event {}", event.name()))?;
+            Ok((event.name(), values.iter().sum()))
+        })
+        .collect()
 }

@@ -19,7 +19,10 @@ use crate::{
 static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/vpn-ebpf"));
 
 /// File names of the pinned maps inside an instance's pin folder.
-pub const PINNED_MAPS: &[(&str, &str)] = &[(names::CLASS_COUNTERS, "class_counters")];
+pub const PINNED_MAPS: &[(&str, &str)] = &[
+    (names::CLASS_COUNTERS, "class_counters"),
+    (names::DATAPATH_EVENTS, "datapath_events"),
+];
 
 /// An interface to attach one of the XDP entry points to.
 #[derive(Clone, Debug)]
@@ -99,6 +102,11 @@ impl Datapath {
                 .with_context(|| format!("pinning {map_name} at {}", path.display()))?;
         }
         Ok(())
+    }
+
+    /// The tunnel maps, for the control plane to write (taken once).
+    pub fn tunnel_tables(&mut self) -> anyhow::Result<super::tables::TunnelTables> {
+        super::tables::TunnelTables::take_from(&mut self.ebpf)
     }
 
     pub fn attached(&self) -> &[AttachedInterface] {

@@ -1,5 +1,13 @@
 //! The XDP datapath as the agent sees it: loading and attaching the programs, pinning their
-//! maps, and reading their counters back.
+//! maps, the tunnel tables the control plane writes, and the AF_XDP crypto workers.
 
 pub mod counters;
+pub mod esp_sa;
+pub mod fragment;
 pub mod loader;
+pub mod sa_table;
+pub mod static_tunnels;
+pub mod tables;
+pub mod tunnels;
+pub mod worker;
+pub mod xsk;

@@ -1,0 +1,382 @@
+//! A crypto worker: one thread that owns one queue's AF_XDP sockets on both sides and the SAs.
+//!
+//! Frame path, top to bottom:
+//! - WAN rx (XskJob::Decrypt): find the ESP header, open it with the inbound SA named in the
+//!   metadata, check the inner packet against the SA's selectors, hand it to the kernel to
+//!   forward into the site (raw socket; the kernel resolves the LAN next hop).
+//! - LAN rx (XskJob::Encrypt): seal the inner packet with the outbound SA named in the
+//!   metadata; with a next hop from XDP's FIB lookup, transmit it on the WAN socket from the
+//!   same UMEM frame; without one, send it through the kernel, which resolves ARP.
+//! - Completed transmissions return frames to the pool, which refills both fill rings.
+
+use std::{
+    collections::BTreeMap,
+    net::{Ipv4Addr, SocketAddrV4},
+    ops::Range,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+        mpsc::{Receiver, TryRecvError},
+    },
+    time::{Duration, Instant},
+};
+
+use anyhow::Context as _;
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+use vpn_common::tunnel::{XSK_META_LEN, XSK_META_MAGIC, XskJob, XskMeta};
+use vpn_ebpf::{
+    PacketBytes as _,
+    locate::{esp_offset, ipv4_addresses, ipv4_offset},
+    mss::clamp_ipv4,
+};
+use xdpilone::xdp::XdpDesc;
+
+use super::{
+    fragment,
+    sa_table::{DropReason, OutboundEntry, SaEntry, SaSnapshot, SaTable},
+    xsk::{FRAME_COUNT, FramePool, XskPair, reap_completions, refill, transmit},
+};
+
+const ETH_HLEN: usize = 14;
+const RX_BATCH: u32 = 64;
+const POLL_TIMEOUT_MS: i32 = 20;
+const REPORT_EVERY: Duration = Duration::from_millis(250);
+
+/// Changes to the worker's SAs, sent by the control plane.
+pub enum Control {
+    Install { slot: u32, entry: SaEntry },
+    Remove { slot: u32 },
+}
+
+/// What the worker publishes for `status`.
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct WorkerReport {
+    pub decrypted: u64,
+    pub encrypted: u64,
+    pub sent_xsk: u64,
+    pub sent_kernel: u64,
+    pub dropped: BTreeMap<String, u64>,
+    pub sas: Vec<SaSnapshot>,
+}
+
+pub struct Worker {
+    xsk: XskPair,
+    pool: FramePool,
+    lent_wan: u32,
+    lent_lan: u32,
+    sas: SaTable,
+    kernel: Socket,
+    control: Receiver<Control>,
+    stop: Arc<AtomicBool>,
+    report: Arc<Mutex<WorkerReport>>,
+    counts: WorkerReport,
+}
+
+enum Verdict {
+    /// The frame went to a transmit ring; it comes back through a completion ring.
+    Transmitted,
+    /// Done with the frame (sent through the kernel, or dropped): back to the pool.
+    Release,
+}
+
+impl Worker {
+    pub fn new(
+        xsk: XskPair,
+        control: Receiver<Control>,
+        stop: Arc<AtomicBool>,
+        report: Arc<Mutex<WorkerReport>>,
+    ) -> anyhow::Result<Self> {
+        // IPPROTO_RAW: send-only, we supply the IP header (IP_HDRINCL is implied).
+        let kernel = Socket::new(
+            Domain::IPV4,
+            Type::RAW,
+            Some(Protocol::from(libc::IPPROTO_RAW)),
+        )
+        .context("opening the raw socket for kernel-path sends")?;
+        Ok(Worker {
+            xsk,
+            pool: FramePool::all(),
+            lent_wan: 0,
+            lent_lan: 0,
+            sas: SaTable::default(),
+            kernel,
+            control,
+            stop,
+            report,
+            counts: WorkerReport::default(),
+        })
+    }
+
+    pub fn run(mut self) {
+        let mut last_report = Instant::now();
+        let fill_target = FRAME_COUNT / 4;
+        while !self.stop.load(Ordering::Relaxed) {
+            self.apply_control();
+            refill(
+                &mut self.xsk.wan,
+                &mut self.pool,
+                &mut self.lent_wan,
+                fill_target,
+            );
+            refill(
+                &mut self.xsk.lan,
+                &mut self.pool,
+                &mut self.lent_lan,
+                fill_target,
+            );
+            let mut work = self.receive(true) + self.receive(false);
+            work += reap_completions(&mut self.xsk.wan, &mut self.pool);
+            work += reap_completions(&mut self.xsk.lan, &mut self.pool);
+            if last_report.elapsed() >= REPORT_EVERY {
+                self.publish();
+                last_report = Instant::now();
+            }
+            if work == 0 {
+                self.wait_for_frames();
+            }
+        }
+        self.publish();
+    }
+
+    fn apply_control(&mut self) {
+        loop {
+            match self.control.try_recv() {
+                Ok(Control::Install { slot, entry }) => self.sas.install(slot, entry),
+                Ok(Control::Remove { slot }) => {
+                    self.sas.remove(slot);
+                }
+                Err(TryRecvError::Empty | TryRecvError::Disconnected) => return,
+            }
+        }
+    }
+
+    fn wait_for_frames(&self) {
+        let mut fds = [
+            libc::pollfd {
+                fd: self.xsk.wan.fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: self.xsk.lan.fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        // SAFETY: fds is a valid array of two pollfd.
+        unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, POLL_TIMEOUT_MS) };
+    }
+
+    /// Drains up to a batch from one side's rx ring.
+    fn receive(&mut self, wan: bool) -> u32 {
+        let mut descs = Vec::with_capacity(RX_BATCH as usize);
+        {
+            let port = if wan {
+                &mut self.xsk.wan
+            } else {
+                &mut self.xsk.lan
+            };
+            let mut reader = port.rx.receive(RX_BATCH);
+            while let Some(desc) = reader.read() {
+                descs.push(desc);
+            }
+            reader.release();
+        }
+        let lent = if wan {
+            &mut self.lent_wan
+        } else {
+            &mut self.lent_lan
+        };
+        *lent = lent.saturating_sub(descs.len() as u32);
+        for desc in &descs {
+            match self.handle(*desc) {
+                Ok(Verdict::Transmitted) => {}
+                Ok(Verdict::Release) => self.pool.give(desc.addr),
+                Err(reason) => {
+                    *self
+                        .counts
+                        .dropped
+                        .entry(reason.name().to_owned())
+                        .or_default() += 1;
+                    self.pool.give(desc.addr);
+                }
+            }
+        }
+        descs.len() as u32
+    }
+
+    fn handle(&mut self, desc: XdpDesc) -> Result<Verdict, DropReason> {
+        let wan_ifindex = self.xsk.wan.ifindex;
+        // SAFETY: the frame was just received: we own it until it is released or transmitted.
+        let (base, frame) =
+            unsafe { self.xsk.frame_mut(desc.addr) }.map_err(|_| DropReason::Malformed)?;
+        let data = (desc.addr - base) as usize;
+        let end = data + desc.len as usize;
+        if data < XSK_META_LEN || end > frame.len() {
+            return Err(DropReason::Malformed);
+        }
+        // SAFETY: XskMeta is plain old data; the range is inside the frame (checked above).
+        let meta: XskMeta =
+            unsafe { std::ptr::read_unaligned(frame[data - XSK_META_LEN..].as_ptr().cast()) };
+        if meta.magic != XSK_META_MAGIC {
+            return Err(DropReason::Malformed);
+        }
+        if meta.job == XskJob::Decrypt as u8 {
+            let inner = decrypt(&mut self.sas, &mut frame[..end], data, meta.slot)?;
+            self.counts.decrypted += 1;
+            send_via_kernel(&self.kernel, &frame[inner])?;
+            self.counts.sent_kernel += 1;
+            Ok(Verdict::Release)
+        } else if meta.job == XskJob::Encrypt as u8 {
+            let outer = match encrypt(&mut self.sas, frame, data, end, meta.slot, &self.kernel)? {
+                Sealed::InFrame(outer) => outer,
+                Sealed::Fragments(n) => {
+                    self.counts.encrypted += n;
+                    self.counts.sent_kernel += n;
+                    return Ok(Verdict::Release);
+                }
+            };
+            self.counts.encrypted += 1;
+            if meta.fib_ok == 1 && meta.ifindex == wan_ifindex && outer.start >= ETH_HLEN {
+                let eth = outer.start - ETH_HLEN;
+                frame[eth..eth + 6].copy_from_slice(&meta.dst_mac);
+                frame[eth + 6..eth + 12].copy_from_slice(&meta.src_mac);
+                frame[eth + 12..eth + 14].copy_from_slice(&0x0800u16.to_be_bytes());
+                let desc = XdpDesc {
+                    addr: base + eth as u64,
+                    len: (outer.end - eth) as u32,
+                    options: 0,
+                };
+                if !transmit(&mut self.xsk.wan, desc) {
+                    return Err(DropReason::TxFull);
+                }
+                self.counts.sent_xsk += 1;
+                Ok(Verdict::Transmitted)
+            } else {
+                send_via_kernel(&self.kernel, &frame[outer])?;
+                self.counts.sent_kernel += 1;
+                Ok(Verdict::Release)
+            }
+        } else {
+            Err(DropReason::Malformed)
+        }
+    }
+
+    fn publish(&mut self) {
+        self.counts.sas = self.sas.snapshot();
+        if let Ok(mut report) = self.report.lock() {
+            *report = self.counts.clone();
+        }
+    }
+}
+
+/// Opens the ESP packet in `frame[data..]`; returns the inner IPv4 packet's range.
+fn decrypt(
+    sas: &mut SaTable,
+    frame: &mut [u8],
+    data: usize,
+    slot: u32,
+) -> Result<Range<usize>, DropReason> {
+    let packet = &frame[data..];
+    let class = vpn_ebpf::classify(packet);
+    let esp_start = esp_offset(packet, class).ok_or(DropReason::Malformed)?;
+    let l3 = ipv4_offset(packet).ok_or(DropReason::Malformed)?;
+    let total_len = usize::from(packet.be16_at(l3 + 2).ok_or(DropReason::Malformed)?);
+    let esp = data + esp_start..data + l3 + total_len;
+    let sa = sas.inbound(slot).ok_or(DropReason::UnknownSa)?;
+    let (inner, next_header) = sa.esp.open(frame, esp)?;
+    if next_header != 4 || inner.len() < 20 {
+        return Err(DropReason::NotIpv4);
+    }
+    let ip = &frame[inner.clone()];
+    let src = Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]);
+    let dst = Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]);
+    if !sa.selectors.admits_inbound(src, dst) {
+        return Err(DropReason::SelectorMismatch);
+    }
+    if sa.mss != 0 {
+        clamp_ipv4(&mut frame[inner.clone()], 0, sa.mss);
+    }
+    sa.counters.packets += 1;
+    sa.counters.bytes += inner.len() as u64;
+    Ok(inner)
+}
+
+enum Sealed {
+    /// The outer packet, in the frame.
+    InFrame(Range<usize>),
+    /// The inner packet was too big: this many fragments were sealed and sent via the kernel.
+    Fragments(u64),
+}
+
+/// Seals the inner IPv4 packet of the frame at `frame[data..end]`; returns the outer packet's
+/// range (IPv4 header onwards), or handles a packet above the tunnel MTU (see `fragment`).
+fn encrypt(
+    sas: &mut SaTable,
+    frame: &mut [u8],
+    data: usize,
+    end: usize,
+    slot: u32,
+    kernel: &Socket,
+) -> Result<Sealed, DropReason> {
+    let packet = &frame[data..end];
+    let l3 = ipv4_offset(packet).ok_or(DropReason::Malformed)?;
+    // Checks version, header and total length against the frame.
+    ipv4_addresses(packet, l3).ok_or(DropReason::Malformed)?;
+    let total_len = usize::from(packet.be16_at(l3 + 2).ok_or(DropReason::Malformed)?);
+    let inner = data + l3..data + l3 + total_len;
+    let sa = sas.outbound(slot).ok_or(DropReason::UnknownSa)?;
+    if inner.len() > usize::from(sa.mtu) {
+        return seal_oversized(sa, &frame[inner], kernel);
+    }
+    let outer = sa.esp.seal(frame, inner.clone())?;
+    sa.counters.packets += 1;
+    sa.counters.bytes += inner.len() as u64;
+    Ok(Sealed::InFrame(outer))
+}
+
+/// Headroom for the outer headers when sealing outside a UMEM frame.
+const SCRATCH_FRONT: usize = 64;
+/// Room for padding, trailer and ICV.
+const SCRATCH_BACK: usize = 64;
+
+fn seal_oversized(
+    sa: &mut OutboundEntry,
+    inner: &[u8],
+    kernel: &Socket,
+) -> Result<Sealed, DropReason> {
+    if fragment::dont_fragment(inner) {
+        let icmp =
+            fragment::frag_needed(sa.local_address, inner, sa.mtu).ok_or(DropReason::Malformed)?;
+        send_via_kernel(kernel, &icmp)?;
+        return Err(DropReason::TooBig);
+    }
+    let fragments =
+        fragment::fragment_ipv4(inner, usize::from(sa.mtu)).ok_or(DropReason::Malformed)?;
+    let mut sent = 0;
+    for piece in fragments {
+        let mut scratch = vec![0u8; SCRATCH_FRONT + piece.len() + SCRATCH_BACK];
+        scratch[SCRATCH_FRONT..SCRATCH_FRONT + piece.len()].copy_from_slice(&piece);
+        let outer = sa
+            .esp
+            .seal(&mut scratch, SCRATCH_FRONT..SCRATCH_FRONT + piece.len())?;
+        send_via_kernel(kernel, &scratch[outer])?;
+        sa.counters.packets += 1;
+        sa.counters.bytes += piece.len() as u64;
+        sent += 1;
+    }
+    Ok(Sealed::Fragments(sent))
+}
+
+/// Sends a complete IPv4 packet through the kernel's routing (and neighbour resolution).
+fn send_via_kernel(socket: &Socket, packet: &[u8]) -> Result<(), DropReason> {
+    if packet.len() < 20 || packet[0] >> 4 != 4 {
+        return Err(DropReason::Malformed);
+    }
+    let dst = Ipv4Addr::new(packet[16], packet[17], packet[18], packet[19]);
+    let addr = SockAddr::from(SocketAddrV4::new(dst, 0));
+    socket
+        .send_to(packet, &addr)
+        .map(|_| ())
+        .map_err(|_| DropReason::KernelSend)
+}

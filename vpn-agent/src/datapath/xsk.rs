@@ -1,0 +1,236 @@
+//! AF_XDP sockets of one worker: a UMEM shared by a socket on the WAN interface and one on the
+//! LAN interface (same receive queue number on both), so a frame received on one side can be
+//! transmitted on the other without a copy. Built on xdpilone (pure Rust AF_XDP rings).
+//!
+//! On veth the kernel runs AF_XDP in copy mode; zero-copy needs driver support (see the
+//! platform notes). The XDP programs redirect to these sockets through the XSKMAPs.
+
+use std::{os::fd::RawFd, ptr::NonNull};
+
+use anyhow::{Context as _, anyhow, bail};
+use xdpilone::{
+    DeviceQueue, IfInfo, RingRx, RingTx, Socket, SocketConfig, Umem, UmemConfig, User, xdp::XdpDesc,
+};
+
+/// Size of one UMEM frame: a page, so frames never straddle pages.
+pub const FRAME_SIZE: u32 = 4096;
+/// Frames in the UMEM: 16 MiB, half of them lent to each side's fill ring at a time.
+pub const FRAME_COUNT: u32 = 4096;
+const RING_SIZE: u32 = 2048;
+
+/// Anonymous, page-aligned memory registered as the UMEM; unmapped on drop.
+struct UmemArea {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+impl UmemArea {
+    fn new(len: usize) -> anyhow::Result<Self> {
+        // SAFETY: anonymous private mapping; the result is checked before use.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_POPULATE,
+                -1,
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(std::io::Error::last_os_error()).context("mapping the UMEM");
+        }
+        let ptr = NonNull::new(ptr.cast()).context("mmap returned null")?;
+        Ok(UmemArea { ptr, len })
+    }
+}
+
+impl Drop for UmemArea {
+    fn drop(&mut self) {
+        // SAFETY: the mapping made in new(); every user of it (the Umem) is dropped before.
+        unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
+    }
+}
+
+// SAFETY: the area is plain memory; access to frames is coordinated by ring ownership.
+unsafe impl Send for UmemArea {}
+
+/// One interface queue's rings.
+pub struct Port {
+    pub ifindex: u32,
+    pub device: DeviceQueue,
+    pub user: User,
+    pub rx: RingRx,
+    pub tx: RingTx,
+}
+
+impl Port {
+    pub fn fd(&self) -> RawFd {
+        self.user.as_raw_fd()
+    }
+}
+
+/// Both sides' sockets over one UMEM. Field order matters: rings and sockets are dropped
+/// before the UMEM registration, and that before the memory it points into.
+pub struct XskPair {
+    pub wan: Port,
+    pub lan: Port,
+    _umem: Umem,
+    area: UmemArea,
+}
+
+// SAFETY: the rings are single-producer/single-consumer structures owned by this value, which a
+// single worker thread owns; nothing else holds pointers into them.
+unsafe impl Send for XskPair {}
+
+impl XskPair {
+    /// Binds sockets to `queue` of both interfaces.
+    pub fn bind(wan_ifindex: u32, lan_ifindex: u32, queue: u32) -> anyhow::Result<Self> {
+        let area = UmemArea::new((FRAME_SIZE * FRAME_COUNT) as usize)?;
+        let region = NonNull::slice_from_raw_parts(area.ptr, area.len);
+        let config = UmemConfig {
+            fill_size: RING_SIZE,
+            complete_size: RING_SIZE,
+            frame_size: FRAME_SIZE,
+            headroom: 0,
+            flags: 0,
+        };
+        // SAFETY: the area is page aligned, sized as declared, and outlives the Umem (field order).
+        let umem = unsafe { Umem::new(config, region) }
+            .map_err(|e| anyhow!("registering the UMEM: {e}"))?;
+        let wan = Self::port(&umem, wan_ifindex, queue, true)
+            .with_context(|| format!("AF_XDP socket on WAN ifindex {wan_ifindex} queue {queue}"))?;
+        let lan = Self::port(&umem, lan_ifindex, queue, false)
+            .with_context(|| format!("AF_XDP socket on LAN ifindex {lan_ifindex} queue {queue}"))?;
+        Ok(XskPair {
+            wan,
+            lan,
+            _umem: umem,
+            area,
+        })
+    }
+
+    fn port(umem: &Umem, ifindex: u32, queue: u32, owns_umem_fd: bool) -> anyhow::Result<Port> {
+        let mut info = IfInfo::invalid();
+        info.from_ifindex(ifindex)
+            .map_err(|e| anyhow!("interface {ifindex}: {e}"))?;
+        info.set_queue(queue);
+        let socket = if owns_umem_fd {
+            Socket::with_shared(&info, umem)
+        } else {
+            Socket::new(&info)
+        }
+        .map_err(|e| anyhow!("creating the socket: {e}"))?;
+        let device = umem
+            .fq_cq(&socket)
+            .map_err(|e| anyhow!("fill/completion rings: {e}"))?;
+        let user = umem
+            .rx_tx(
+                &socket,
+                &SocketConfig {
+                    rx_size: std::num::NonZeroU32::new(RING_SIZE),
+                    tx_size: std::num::NonZeroU32::new(RING_SIZE),
+                    bind_flags: 0,
+                },
+            )
+            .map_err(|e| anyhow!("rx/tx rings: {e}"))?;
+        let rx = user.map_rx().map_err(|e| anyhow!("mapping rx: {e}"))?;
+        let tx = user.map_tx().map_err(|e| anyhow!("mapping tx: {e}"))?;
+        umem.bind(&user).map_err(|e| anyhow!("binding: {e}"))?;
+        Ok(Port {
+            ifindex,
+            device,
+            user,
+            rx,
+            tx,
+        })
+    }
+
+    /// The whole frame (chunk) that contains UMEM address `addr`.
+    ///
+    /// # Safety
+    /// The caller must own the frame: received and not yet given back to a fill or tx ring.
+    pub unsafe fn frame_mut(&mut self, addr: u64) -> anyhow::Result<(u64, &mut [u8])> {
+        let base = addr & !u64::from(FRAME_SIZE - 1);
+        let end = base + u64::from(FRAME_SIZE);
+        if end > self.area.len as u64 {
+            bail!("descriptor address {addr:#x} outside the UMEM");
+        }
+        // SAFETY: in bounds (checked above); exclusive by the caller's ownership of the frame.
+        let frame = unsafe {
+            std::slice::from_raw_parts_mut(
+                self.area.ptr.as_ptr().add(base as usize),
+                FRAME_SIZE as usize,
+            )
+        };
+        Ok((base, frame))
+    }
+}
+
+/// Chunk base addresses of the frames not lent to the kernel.
+pub struct FramePool {
+    free: Vec<u64>,
+}
+
+impl FramePool {
+    pub fn all() -> Self {
+        FramePool {
+            free: (0..FRAME_COUNT)
+                .map(|i| u64::from(i) * u64::from(FRAME_SIZE))
+                .collect(),
+        }
+    }
+
+    pub fn take(&mut self) -> Option<u64> {
+        self.free.pop()
+    }
+
+    pub fn give(&mut self, addr: u64) {
+        self.free.push(addr & !u64::from(FRAME_SIZE - 1));
+    }
+
+    pub fn len(&self) -> usize {
+        self.free.len()
+    }
+}
+
+/// Tops up `port`'s fill ring to `target` frames lent to the kernel; `lent` counts them (the
+/// worker decrements it for every frame it receives).
+pub fn refill(port: &mut Port, pool: &mut FramePool, lent: &mut u32, target: u32) {
+    let want = target.saturating_sub(*lent).min(pool.len() as u32);
+    if want == 0 {
+        return;
+    }
+    let given: Vec<u64> = (0..want).filter_map(|_| pool.take()).collect();
+    let mut writer = port.device.fill(want);
+    let inserted = writer.insert(given.iter().copied()) as usize;
+    writer.commit();
+    *lent += inserted as u32;
+    for addr in &given[inserted..] {
+        pool.give(*addr);
+    }
+}
+
+/// Reaps transmitted frames back into the pool.
+pub fn reap_completions(port: &mut Port, pool: &mut FramePool) -> u32 {
+    let mut reader = port.device.complete(RING_SIZE);
+    let mut n = 0;
+    while let Some(addr) = reader.read() {
+        pool.give(addr);
+        n += 1;
+    }
+    reader.release();
+    n
+}
+
+/// Queues one frame for transmission and kicks the kernel (copy mode needs a sendto per batch).
+pub fn transmit(port: &mut Port, desc: XdpDesc) -> bool {
+    let sent = {
+        let mut writer = port.tx.transmit(1);
+        let sent = writer.insert_once(desc);
+        writer.commit();
+        sent
+    };
+    port.tx.wake();
+    sent
+}

@@ -137,6 +137,16 @@ impl AgentProcess {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }
 
+    /// SIGHUP: the agent re-reads its configuration.
+    pub fn reload(&self) -> anyhow::Result<()> {
+        let child = self.child.as_ref().context("agent not running")?;
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::Signal::SIGHUP,
+        )
+        .context("signalling vpn-agent")
+    }
+
     /// SIGKILL, as a crash or the OOM killer would: no clean-up runs in the agent.
     pub fn kill(mut self) -> anyhow::Result<()> {
         let mut child = self.child.take().context("agent already stopped")?;

@@ -21,9 +21,22 @@ pub enum Encap {
     Esp,
 }
 
+/// Steps of a make-before-break key rollover (see vpn-agent's static tunnel docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rollover {
+    /// Both routers accept the old and the new inbound SA; they still send with the old.
+    AcceptNew,
+    /// Both send with the new SA, still accepting the old.
+    SendNew,
+    /// Only the new SAs remain.
+    DropOld,
+}
+
 /// The files for one router pair; the folder is removed on drop.
 pub struct StaticTunnelFiles {
     dir: PathBuf,
+    encapsulation: &'static str,
+    a_outer: std::net::Ipv4Addr,
     pub router_a: PathBuf,
     pub router_b: PathBuf,
     /// Hex keying material (AES-256 key + salt) of the a->b and b->a directions, for tools that
@@ -76,59 +89,133 @@ impl StaticTunnelFiles {
         } else {
             addr::ROUTER_A_WAN
         };
-        let tunnel = |name: &str,
-                      local: std::net::Ipv4Addr,
-                      peer: std::net::Ipv4Addr,
-                      local_net: &str,
-                      remote_net: &str,
-                      out: (u32, &Path),
-                      inb: (u32, &Path)| {
-            format!(
-                "[[tunnel]]\nname = \"{name}\"\nlocal_address = \"{local}\"\npeer_address = \"{peer}\"\n\
-                 encapsulation = \"{encapsulation}\"\nlocal_prefixes = [\"{local_net}\"]\n\
-                 remote_prefixes = [\"{remote_net}\"]\n\
-                 outbound = {{ spi = {}, key_file = \"{}\" }}\n\
-                 inbound = {{ spi = {}, key_file = \"{}\" }}\n",
-                out.0,
-                out.1.display(),
-                inb.0,
-                inb.1.display()
-            )
-        };
         let router_a = dir.join("router-a.toml");
         let router_b = dir.join("router-b.toml");
-        write_private(
-            &router_a,
-            &tunnel(
-                "to-site-b",
-                a_outer,
-                addr::ROUTER_B_WAN,
-                addr::SITE_A,
-                addr::SITE_B,
-                (spi_a_to_b, &key_ab),
-                (spi_b_to_a, &key_ba),
-            ),
-        )?;
-        write_private(
-            &router_b,
-            &tunnel(
-                "to-site-a",
-                addr::ROUTER_B_WAN,
-                addr::ROUTER_A_WAN,
-                addr::SITE_B,
-                addr::SITE_A,
-                (spi_b_to_a, &key_ba),
-                (spi_a_to_b, &key_ab),
-            ),
-        )?;
-        Ok(StaticTunnelFiles {
+        let files = StaticTunnelFiles {
             dir,
+            encapsulation,
+            a_outer,
             router_a,
             router_b,
             key_a_to_b,
             key_b_to_a,
             spi_a_to_b,
             spi_b_to_a,
-        })
+        };
+        let (ab, ba) = (
+            files.sa(spi_a_to_b, "a-to-b"),
+            files.sa(spi_b_to_a, "b-to-a"),
+        );
+        files.write_configs(
+            &ab,
+            std::slice::from_ref(&ba),
+            &ba,
+            std::slice::from_ref(&ab),
+        )?;
+        Ok(files)
+    }
+
+    /// `{ spi = N, key_file = "..." }` for the key file `name`.key.
+    fn sa(&self, spi: u32, name: &str) -> String {
+        format!(
+            "{{ spi = {spi}, key_file = \"{}\" }}",
+            self.dir.join(format!("{name}.key")).display()
+        )
+    }
+
+    /// Writes both routers' files: `ab` is router-a's outbound SA (router-b's inbound), `ba`
+    /// the other way; each side's inbound list is given separately.
+    fn write_configs(
+        &self,
+        ab_out: &str,
+        a_in: &[String],
+        ba_out: &str,
+        b_in: &[String],
+    ) -> anyhow::Result<()> {
+        let tunnel = |name: &str,
+                      local: std::net::Ipv4Addr,
+                      peer: std::net::Ipv4Addr,
+                      local_net: &str,
+                      remote_net: &str,
+                      out: &str,
+                      inbound: &[String]| {
+            format!(
+                "[[tunnel]]\nname = \"{name}\"\nlocal_address = \"{local}\"\npeer_address = \"{peer}\"\n\
+                 encapsulation = \"{}\"\nlocal_prefixes = [\"{local_net}\"]\n\
+                 remote_prefixes = [\"{remote_net}\"]\noutbound = {out}\ninbound = [{}]\n",
+                self.encapsulation,
+                inbound.join(", ")
+            )
+        };
+        write_private(
+            &self.router_a,
+            &tunnel(
+                "to-site-b",
+                self.a_outer,
+                addr::ROUTER_B_WAN,
+                addr::SITE_A,
+                addr::SITE_B,
+                ab_out,
+                a_in,
+            ),
+        )?;
+        write_private(
+            &self.router_b,
+            &tunnel(
+                "to-site-a",
+                addr::ROUTER_B_WAN,
+                addr::ROUTER_A_WAN,
+                addr::SITE_B,
+                addr::SITE_A,
+                ba_out,
+                b_in,
+            ),
+        )
+    }
+
+    /// SPIs of the SAs a rollover introduces (the old ones plus 0x100).
+    pub fn rolled_spis(&self) -> (u32, u32) {
+        (self.spi_a_to_b + 0x100, self.spi_b_to_a + 0x100)
+    }
+
+    /// Rewrites both routers' files for one step of a key rollover to fresh random keys; the
+    /// routers apply it on SIGHUP.
+    pub fn rollover(&self, step: Rollover) -> anyhow::Result<()> {
+        let new_ab_key = self.dir.join("a-to-b-new.key");
+        let new_ba_key = self.dir.join("b-to-a-new.key");
+        if !new_ab_key.exists() {
+            write_private(&new_ab_key, &random_hex(36)?)?;
+            write_private(&new_ba_key, &random_hex(36)?)?;
+        }
+        let (new_ab_spi, new_ba_spi) = self.rolled_spis();
+        let (old_ab, old_ba) = (
+            self.sa(self.spi_a_to_b, "a-to-b"),
+            self.sa(self.spi_b_to_a, "b-to-a"),
+        );
+        let (new_ab, new_ba) = (
+            self.sa(new_ab_spi, "a-to-b-new"),
+            self.sa(new_ba_spi, "b-to-a-new"),
+        );
+        let both = |old: &String, new: &String| vec![old.clone(), new.clone()];
+        match step {
+            Rollover::AcceptNew => self.write_configs(
+                &old_ab,
+                &both(&old_ba, &new_ba),
+                &old_ba,
+                &both(&old_ab, &new_ab),
+            ),
+            Rollover::SendNew => self.write_configs(
+                &new_ab,
+                &both(&old_ba, &new_ba),
+                &new_ba,
+                &both(&old_ab, &new_ab),
+            ),
+            Rollover::DropOld => self.write_configs(
+                &new_ab,
+                std::slice::from_ref(&new_ba),
+                &new_ba,
+                std::slice::from_ref(&new_ab),
+            ),
+        }
     }
 }

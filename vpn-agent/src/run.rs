@@ -85,11 +85,19 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     tracing::info!(instance = %name, pin_dir = %pin_dir.display(), "datapath ready");
 
     let worker_file = name.worker_file();
-    let signal = signals.wait(|| {
-        if let Some(tunnels) = &tunnels
-            && let Err(err) = write_private_json(&worker_file, &tunnels.report())
-        {
-            tracing::warn!(error = %err, "could not publish worker counters");
+    let mut tunnels = tunnels;
+    let signal = signals.wait(|occasion| {
+        let Some(tunnels) = tunnels.as_mut() else {
+            return;
+        };
+        match occasion {
+            Occasion::Tick => {
+                tunnels.expire(std::time::Instant::now());
+                if let Err(err) = write_private_json(&worker_file, &tunnels.report()) {
+                    tracing::warn!(error = %err, "could not publish worker counters");
+                }
+            }
+            Occasion::Reload => reload(tunnels, args.static_tunnels.as_deref()),
         }
     });
     tracing::info!(instance = %name, signal = ?signal, "stopping");
@@ -110,12 +118,40 @@ enum StopSignal {
     Terminate,
 }
 
+/// Why the wait loop calls back.
+enum Occasion {
+    /// Twice a second: housekeeping and publishing counters.
+    Tick,
+    /// SIGHUP: re-read the configuration.
+    Reload,
+}
+
+/// SIGHUP: re-reads the static tunnels and applies the difference. A file with errors changes
+/// nothing: what runs keeps running.
+fn reload(tunnels: &mut TunnelRuntime, path: Option<&std::path::Path>) {
+    let Some(path) = path else {
+        return;
+    };
+    tracing::info!(file = %path.display(), "reloading static tunnels");
+    let wanted = match static_tunnels::load(path) {
+        Ok(wanted) => wanted,
+        Err(err) => {
+            tracing::error!(error = %format!("{err:#}"), "reload refused; the running tunnels are unchanged");
+            return;
+        }
+    };
+    if let Err(err) = tunnels.apply(wanted, std::time::Instant::now()) {
+        tracing::error!(error = %format!("{err:#}"), "reload applied only in part");
+    }
+}
+
 /// Waits for SIGINT or SIGTERM. The handlers are installed before the datapath is loaded, so
 /// that a signal arriving during start-up is not lost and still triggers a clean detach.
 struct StopSignals {
     runtime: tokio::runtime::Runtime,
     term: tokio::signal::unix::Signal,
     int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
 }
 
 impl StopSignals {
@@ -125,26 +161,33 @@ impl StopSignals {
             .enable_all()
             .build()
             .context("starting the async runtime")?;
-        let (term, int) = runtime
+        let (term, int, hup) = runtime
             .block_on(async {
                 Ok::<_, std::io::Error>((
                     signal(SignalKind::terminate())?,
                     signal(SignalKind::interrupt())?,
+                    signal(SignalKind::hangup())?,
                 ))
             })
-            .context("installing SIGTERM/SIGINT handlers")?;
-        Ok(Self { runtime, term, int })
+            .context("installing SIGTERM/SIGINT/SIGHUP handlers")?;
+        Ok(Self {
+            runtime,
+            term,
+            int,
+            hup,
+        })
     }
 
-    /// Waits for a stop signal, calling `tick` twice a second meanwhile.
-    fn wait(mut self, mut tick: impl FnMut()) -> StopSignal {
+    /// Waits for a stop signal, calling `on` twice a second and on every SIGHUP meanwhile.
+    fn wait(mut self, mut on: impl FnMut(Occasion)) -> StopSignal {
         self.runtime.block_on(async {
             let mut interval = tokio::time::interval(std::time::Duration::from_millis(500));
             loop {
                 tokio::select! {
                     _ = self.int.recv() => return StopSignal::Interrupt,
                     _ = self.term.recv() => return StopSignal::Terminate,
-                    _ = interval.tick() => tick(),
+                    _ = self.hup.recv() => on(Occasion::Reload),
+                    _ = interval.tick() => on(Occasion::Tick),
                 }
             }
         })

@@ -163,6 +163,16 @@ fn render_table(report: &StatusReport) -> String {
         for (reason, n) in &w.dropped {
             let _ = writeln!(out, "  dropped {reason}: {n}");
         }
+        for (side, s) in &w.sockets {
+            let lost = s.rx_ring_full + s.rx_fill_ring_empty + s.rx_dropped;
+            if lost > 0 {
+                let _ = writeln!(
+                    out,
+                    "  {side} socket lost {lost} frames (receive ring full {}, no free frame {}, other {})",
+                    s.rx_ring_full, s.rx_fill_ring_empty, s.rx_dropped
+                );
+            }
+        }
         let _ = writeln!(
             out,
             "  {:<16} {:<4} {:>10} {:>12} {:>14}",

@@ -80,7 +80,8 @@ pub struct XskMeta {
     /// 1 if `ifindex` and the MACs hold a usable next hop (bpf_fib_lookup succeeded).
     pub fib_ok: u8,
     pub _pad: [u8; 2],
-    /// Decrypt: the inbound SA slot. Encrypt: the tunnel slot.
+    /// The worker slot of the SA to use: inbound (Decrypt) or the tunnel's current outbound
+    /// SA (Encrypt), so that switching `TunnelOut::sa_slot` switches the traffic at once.
     pub slot: u32,
     /// Encrypt: egress interface for the ESP packet.
     pub ifindex: u32,

@@ -6,6 +6,7 @@ use anyhow::{Context as _, bail};
 use vpn_lab::{
     AgentProcess, Lab, LabSpec, Node, addr,
     registry::teardown_owned_by_current,
+    static_tunnel::{Encap, StaticTunnelFiles},
     traffic::{self, IKE_NATT_PORT, IKE_PORT},
 };
 
@@ -37,22 +38,61 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     let lab = Lab::up(LabSpec { nat: args.nat })?;
     print_lab(&lab);
 
-    step("demo: agents on router-a and router-b");
-    let agent_a = AgentProcess::start(&lab, Node::RouterA, &agent_bin)?;
-    let agent_b = AgentProcess::start(&lab, Node::RouterB, &agent_bin)?;
+    step("demo: agents on router-a and router-b, with a static-key ESP-in-UDP tunnel");
+    // Static keys until the IKE control plane drives the datapath; fresh random keys per run.
+    let tunnel = StaticTunnelFiles::write(lab.id(), Encap::Udp, args.nat)?;
+    let a_cfg = tunnel.router_a.to_string_lossy().into_owned();
+    let b_cfg = tunnel.router_b.to_string_lossy().into_owned();
+    let agent_a = AgentProcess::start_with(
+        &lab,
+        Node::RouterA,
+        &agent_bin,
+        &["--static-tunnels", &a_cfg],
+    )?;
+    let agent_b = AgentProcess::start_with(
+        &lab,
+        Node::RouterB,
+        &agent_bin,
+        &["--static-tunnels", &b_cfg],
+    )?;
     println!(
         "agents running: {} and {}",
         agent_a.instance(),
         agent_b.instance()
     );
 
-    step("demo: traffic");
+    step("demo: traffic through the tunnel");
     let ping = lab.exec(
         Node::HostA,
         "ping",
         &["-c", "5", "-i", "0.2", "-q", &addr::HOST_B.to_string()],
     )?;
     println!("host-a -> host-b:\n{}", ping.trim());
+    let mut server = lab
+        .command(Node::HostB, "iperf3")
+        .args(["-s", "-1", "-B", &addr::HOST_B.to_string()])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .context("starting iperf3 on host-b")?;
+    std::thread::sleep(Duration::from_millis(300));
+    let iperf = lab.exec(
+        Node::HostA,
+        "iperf3",
+        &["-c", &addr::HOST_B.to_string(), "-t", "3", "-f", "m"],
+    );
+    let _ = server.kill();
+    let _ = server.wait();
+    let iperf = iperf?;
+    let summary: Vec<&str> = iperf
+        .lines()
+        .filter(|l| l.contains("sender") || l.contains("receiver"))
+        .collect();
+    println!(
+        "iperf3 TCP host-a -> host-b through the tunnel:\n{}",
+        summary.join("\n")
+    );
+
+    step("demo: IKE- and ESP-shaped probes for the classifier (unknown SPIs: passed on)");
     send_ipsec_like_traffic(&lab)?;
     println!(
         "router-b -> router-a: 3 IKE (udp/500), 3 IKE NAT-T, 10 ESP-in-UDP, 10 raw ESP, 2 NAT-T keepalives"
@@ -79,6 +119,8 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     }
 
     if args.keep {
+        // The key files stay for the agents left running (an operator may restart one).
+        std::mem::forget(tunnel);
         println!("\nkeeping lab {} and its agents up", lab.id());
         println!(
             "  status: {} status --instance {}",

@@ -17,6 +17,11 @@
 //! inbound = { spi = 0x2001, key_file = "/etc/vpn/to-site-b.in" }
 //! ```
 //!
+//! `inbound` may also be a list of SAs, all accepted at once. That is how static keys are
+//! rolled over without loss (make-before-break, as IKE does it): (1) add the new inbound SA on
+//! both routers and reload them (SIGHUP); (2) switch `outbound` to the new SA on both, reload;
+//! (3) drop the old inbound SA, reload.
+//!
 //! A key file holds the RFC 4106 keying material in hex: the AES key followed by the 4-byte
 //! salt (20, 28 or 36 bytes for AES-128/192/256-GCM). It must be a regular file readable by
 //! its owner only.
@@ -56,7 +61,23 @@ struct TunnelSpec {
     mtu: u16,
     mss: Option<u16>,
     outbound: SaSpec,
-    inbound: SaSpec,
+    inbound: OneOrMore<SaSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum OneOrMore<T> {
+    One(T),
+    More(Vec<T>),
+}
+
+impl<T> OneOrMore<T> {
+    fn into_vec(self) -> Vec<T> {
+        match self {
+            OneOrMore::One(one) => vec![one],
+            OneOrMore::More(more) => more,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
@@ -98,7 +119,8 @@ pub struct StaticTunnel {
     pub mtu: u16,
     pub mss: u16,
     pub outbound: SaParams,
-    pub inbound: SaParams,
+    /// Every SA accepted from the peer (more than one while keys roll over).
+    pub inbound: Vec<SaParams>,
 }
 
 impl std::fmt::Debug for StaticTunnel {
@@ -121,10 +143,18 @@ pub fn load(path: &Path) -> anyhow::Result<Vec<StaticTunnel>> {
         let at = format!("{}: tunnel[{i}] ({})", path.display(), spec.name);
         tunnels.push(resolve(spec).with_context(|| at)?);
     }
-    let mut spis: Vec<u32> = tunnels.iter().map(|t| t.inbound.spi.get()).collect();
+    let mut spis: Vec<u32> = tunnels
+        .iter()
+        .flat_map(|t| t.inbound.iter().map(|sa| sa.spi.get()))
+        .collect();
     spis.sort_unstable();
-    if spis.windows(2).any(|w| w[0] == w[1]) {
-        bail!("{}: two tunnels use the same inbound SPI", path.display());
+    if let Some(w) = spis.windows(2).find(|w| w[0] == w[1]) {
+        bail!("{}: inbound SPI {:#x} is used twice", path.display(), w[0]);
+    }
+    let mut names: Vec<&str> = tunnels.iter().map(|t| t.name.as_str()).collect();
+    names.sort_unstable();
+    if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+        bail!("{}: two tunnels are named {}", path.display(), w[0]);
     }
     Ok(tunnels)
 }
@@ -168,12 +198,22 @@ fn resolve(spec: TunnelSpec) -> anyhow::Result<StaticTunnel> {
         spec.peer_address,
         "outbound",
     )?;
-    let inbound = params(
-        &spec.inbound,
-        spec.peer_address,
-        spec.local_address,
-        "inbound",
-    )?;
+    let inbound_specs = spec.inbound.into_vec();
+    if inbound_specs.is_empty() {
+        bail!("inbound: at least one SA is needed");
+    }
+    let inbound = inbound_specs
+        .iter()
+        .enumerate()
+        .map(|(i, sa)| {
+            params(
+                sa,
+                spec.peer_address,
+                spec.local_address,
+                &format!("inbound[{i}]"),
+            )
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
     Ok(StaticTunnel {
         name: spec.name,
         local_address: spec.local_address,
@@ -255,7 +295,7 @@ mod tests {
         let tunnels = load(&config(dir.path(), &key, &key)).unwrap();
         assert_eq!(tunnels.len(), 1);
         assert_eq!(tunnels[0].outbound.spi.get(), 4097);
-        assert_eq!(tunnels[0].inbound.spi.get(), 8193);
+        assert_eq!(tunnels[0].inbound[0].spi.get(), 8193);
         assert!(tunnels[0].outbound.udp_encap.is_some());
         assert!(!format!("{:?}", tunnels[0]).contains("0001020304"));
     }

@@ -64,16 +64,6 @@ impl TunnelTables {
             .with_context(|| format!("writing tunnel slot {slot}"))
     }
 
-    /// Marks a tunnel down: its traffic is dropped, not sent in the clear.
-    pub fn deactivate_tunnel(&mut self, slot: u32) -> anyhow::Result<()> {
-        let mut tunnel = self
-            .tunnels
-            .get(&slot, 0)
-            .with_context(|| format!("reading tunnel slot {slot}"))?;
-        tunnel.active = 0;
-        self.set_tunnel(slot, tunnel)
-    }
-
     pub fn add_route(&mut self, prefix: Ipv4Net, slot: u32) -> anyhow::Result<()> {
         let key = Key::new(u32::from(prefix.prefix_len()), prefix.network().octets());
         self.routes

@@ -1,21 +1,25 @@
 //! The tunnel datapath at run time: one crypto worker (receive queue 0 of the WAN and LAN
 //! interfaces), its SAs, and the BPF map entries that steer traffic to it.
 //!
-//! Install order follows make-before-break: the worker learns an SA before any map entry
-//! points at it; the tunnel's routes are written last.
+//! Changes are applied make-before-break (RFC 7296 2.8): a new inbound SA is in the worker and
+//! in the inbound map before the outbound side switches to a new SA; SAs taken out of the maps
+//! linger in the worker for [`LINGER`] so frames already on their way still pass.
 
 use std::{
+    collections::BTreeMap,
     sync::{
         Arc, Mutex,
         atomic::{AtomicBool, Ordering},
         mpsc,
     },
     thread::JoinHandle,
+    time::{Duration, Instant},
 };
 
 use anyhow::{Context as _, anyhow};
-use vpn_common::tunnel::{Encapsulation, InboundSa, TunnelOut};
-use vpn_esp::{InboundSa as EspInbound, OutboundSa as EspOutbound};
+use ipnet::Ipv4Net;
+use vpn_common::tunnel::{Encapsulation, InboundSa, MAX_INBOUND_SAS, MAX_TUNNELS, TunnelOut};
+use vpn_esp::{InboundSa as EspInbound, OutboundSa as EspOutbound, SaParams};
 
 use super::{
     esp_sa::{Open, Seal},
@@ -29,19 +33,88 @@ use super::{
 
 /// Queue served by the single worker; multi-queue NICs need one worker per queue (to come).
 const QUEUE: u32 = 0;
+/// How long an SA taken out of the maps stays in the worker.
+pub const LINGER: Duration = Duration::from_secs(2);
 
-/// What was written for one tunnel, so it can be taken out again in reverse order.
+/// What decides where a tunnel's packets go; changing any of it reinstalls the tunnel.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Shape {
+    local_address: std::net::Ipv4Addr,
+    peer_address: std::net::Ipv4Addr,
+    encapsulation: EncapsulationSpec,
+    local_prefixes: Vec<Ipv4Net>,
+    remote_prefixes: Vec<Ipv4Net>,
+    mtu: u16,
+    mss: u16,
+}
+
+impl Shape {
+    fn of(t: &StaticTunnel) -> Self {
+        Shape {
+            local_address: t.local_address,
+            peer_address: t.peer_address,
+            encapsulation: t.encapsulation,
+            local_prefixes: t.local_prefixes.clone(),
+            remote_prefixes: t.remote_prefixes.clone(),
+            mtu: t.mtu,
+            mss: t.mss,
+        }
+    }
+
+    fn encapsulation(&self) -> Encapsulation {
+        match self.encapsulation {
+            EncapsulationSpec::Udp => Encapsulation::EspInUdp,
+            EncapsulationSpec::Esp => Encapsulation::Esp,
+        }
+    }
+}
+
+/// A tunnel as installed: its slot, and its SAs by SPI with their worker slots.
 struct Installed {
     index: u32,
-    out_slot: u32,
-    in_slot: u32,
-    in_spi: u32,
-    routes: Vec<ipnet::Ipv4Net>,
+    shape: Shape,
+    outbound: (u32, u32),
+    inbound: BTreeMap<u32, u32>,
+}
+
+/// Slot numbers handed out and taken back.
+struct Slots {
+    next: u32,
+    free: Vec<u32>,
+    limit: u32,
+}
+
+impl Slots {
+    fn new(limit: u32) -> Self {
+        Slots {
+            next: 0,
+            free: Vec::new(),
+            limit,
+        }
+    }
+
+    fn take(&mut self) -> anyhow::Result<u32> {
+        if let Some(slot) = self.free.pop() {
+            return Ok(slot);
+        }
+        if self.next >= self.limit {
+            anyhow::bail!("all {} slots are in use", self.limit);
+        }
+        self.next += 1;
+        Ok(self.next - 1)
+    }
+
+    fn give(&mut self, slot: u32) {
+        self.free.push(slot);
+    }
 }
 
 pub struct TunnelRuntime {
     tables: TunnelTables,
-    installed: Vec<Installed>,
+    tunnels: BTreeMap<String, Installed>,
+    tunnel_slots: Slots,
+    sa_slots: Slots,
+    lingering: Vec<(Instant, u32)>,
     control: mpsc::Sender<Control>,
     stop: Arc<AtomicBool>,
     worker: Option<JoinHandle<()>>,
@@ -73,130 +146,262 @@ impl TunnelRuntime {
             .context("starting the crypto worker")?;
         let mut runtime = TunnelRuntime {
             tables,
-            installed: Vec::new(),
+            tunnels: BTreeMap::new(),
+            tunnel_slots: Slots::new(MAX_TUNNELS),
+            sa_slots: Slots::new(MAX_INBOUND_SAS),
+            lingering: Vec::new(),
             control,
             stop,
             worker: Some(handle),
             report,
         };
-        for (index, tunnel) in tunnels.into_iter().enumerate() {
-            runtime.install(index as u32, tunnel)?;
-        }
+        runtime.apply(tunnels, Instant::now())?;
         Ok(runtime)
     }
 
-    fn install(&mut self, index: u32, tunnel: StaticTunnel) -> anyhow::Result<()> {
-        let (out_slot, in_slot) = (2 * index, 2 * index + 1);
-        let encapsulation = match tunnel.encapsulation {
-            EncapsulationSpec::Udp => Encapsulation::EspInUdp,
-            EncapsulationSpec::Esp => Encapsulation::Esp,
-        };
-        let (out_spi, in_spi) = (tunnel.outbound.spi.get(), tunnel.inbound.spi.get());
-        let send = |entry| {
-            self.control
-                .send(entry)
-                .map_err(|_| anyhow!("the crypto worker has stopped"))
-        };
-        send(Control::Install {
-            slot: in_slot,
-            entry: SaEntry::Inbound(InboundEntry {
-                name: tunnel.name.clone(),
-                spi: in_spi,
-                esp: Box::new(Open(EspInbound::new(tunnel.inbound))),
-                selectors: Selectors {
-                    local: tunnel.local_prefixes.clone(),
-                    remote: tunnel.remote_prefixes.clone(),
-                },
-                mss: tunnel.mss,
-                counters: SaCounters::default(),
-            }),
-        })?;
-        send(Control::Install {
-            slot: out_slot,
-            entry: SaEntry::Outbound(OutboundEntry {
-                name: tunnel.name.clone(),
-                spi: out_spi,
-                esp: Box::new(Seal(EspOutbound::new(tunnel.outbound))),
-                local_address: tunnel.local_address,
-                mtu: tunnel.mtu,
-                counters: SaCounters::default(),
-            }),
-        })?;
+    /// Brings the datapath to `wanted`: new tunnels are installed, missing ones removed, and
+    /// the SAs of the others updated make-before-break. A tunnel whose addresses, prefixes or
+    /// MTU changed is reinstalled.
+    pub fn apply(&mut self, wanted: Vec<StaticTunnel>, now: Instant) -> anyhow::Result<()> {
+        let names: Vec<String> = self.tunnels.keys().cloned().collect();
+        for name in names {
+            if !wanted.iter().any(|t| t.name == name) {
+                self.uninstall(&name, now)?;
+            }
+        }
+        for tunnel in wanted {
+            match self.tunnels.get(&tunnel.name) {
+                Some(installed) if installed.shape == Shape::of(&tunnel) => {
+                    self.update(tunnel, now)?
+                }
+                Some(_) => {
+                    tracing::info!(tunnel = %tunnel.name, "addresses, prefixes or MTU changed: reinstalling");
+                    self.uninstall(&tunnel.name, now)?;
+                    self.install(tunnel, now)?;
+                }
+                None => self.install(tunnel, now)?,
+            }
+        }
+        Ok(())
+    }
 
+    fn send(&self, control: Control) -> anyhow::Result<()> {
+        self.control
+            .send(control)
+            .map_err(|_| anyhow!("the crypto worker has stopped"))
+    }
+
+    fn add_inbound(
+        &mut self,
+        name: &str,
+        shape: &Shape,
+        params: SaParams,
+    ) -> anyhow::Result<(u32, u32)> {
+        let spi = params.spi.get();
+        let slot = self.sa_slots.take()?;
+        self.send(Control::Install {
+            slot,
+            entry: SaEntry::Inbound(InboundEntry {
+                name: name.to_owned(),
+                spi,
+                esp: Box::new(Open(EspInbound::new(params))),
+                selectors: Selectors {
+                    local: shape.local_prefixes.clone(),
+                    remote: shape.remote_prefixes.clone(),
+                },
+                mss: shape.mss,
+                counters: SaCounters::default(),
+            }),
+        })?;
         self.tables.set_inbound(
-            in_spi,
+            spi,
             InboundSa {
-                sa_slot: in_slot,
-                encapsulation: encapsulation as u8,
+                sa_slot: slot,
+                encapsulation: shape.encapsulation() as u8,
                 _pad: [0; 3],
             },
         )?;
+        Ok((spi, slot))
+    }
+
+    fn add_outbound(
+        &mut self,
+        name: &str,
+        shape: &Shape,
+        params: SaParams,
+    ) -> anyhow::Result<(u32, u32)> {
+        let spi = params.spi.get();
+        let slot = self.sa_slots.take()?;
+        self.send(Control::Install {
+            slot,
+            entry: SaEntry::Outbound(OutboundEntry {
+                name: name.to_owned(),
+                spi,
+                esp: Box::new(Seal(EspOutbound::new(params))),
+                local_address: shape.local_address,
+                mtu: shape.mtu,
+                counters: SaCounters::default(),
+            }),
+        })?;
+        Ok((spi, slot))
+    }
+
+    fn write_tunnel(
+        &mut self,
+        index: u32,
+        shape: &Shape,
+        out_slot: u32,
+        active: bool,
+    ) -> anyhow::Result<()> {
         // XDP checks one local prefix; with several, the worker's selectors still apply on the
         // way in, and the LAN side accepts any source for this tunnel's routes.
-        let (local_prefix, local_prefix_len) = match tunnel.local_prefixes.as_slice() {
+        let (local_prefix, local_prefix_len) = match shape.local_prefixes.as_slice() {
             [one] => (one.network().octets(), one.prefix_len()),
             _ => ([0; 4], 0),
         };
         self.tables.set_tunnel(
             index,
             TunnelOut {
-                active: 1,
+                active: u32::from(active),
                 sa_slot: out_slot,
-                local_addr: tunnel.local_address.octets(),
-                peer_addr: tunnel.peer_address.octets(),
+                local_addr: shape.local_address.octets(),
+                peer_addr: shape.peer_address.octets(),
                 local_prefix,
                 local_prefix_len,
-                encapsulation: encapsulation as u8,
-                mss: tunnel.mss,
+                encapsulation: shape.encapsulation() as u8,
+                mss: shape.mss,
             },
-        )?;
-        for prefix in &tunnel.remote_prefixes {
+        )
+    }
+
+    fn install(&mut self, tunnel: StaticTunnel, now: Instant) -> anyhow::Result<()> {
+        let shape = Shape::of(&tunnel);
+        let index = self.tunnel_slots.take()?;
+        let mut inbound = BTreeMap::new();
+        for params in tunnel.inbound {
+            let (spi, slot) = self.add_inbound(&tunnel.name, &shape, params)?;
+            inbound.insert(spi, slot);
+        }
+        let outbound = self.add_outbound(&tunnel.name, &shape, tunnel.outbound)?;
+        self.write_tunnel(index, &shape, outbound.1, true)?;
+        for prefix in &shape.remote_prefixes {
             self.tables.add_route(*prefix, index)?;
         }
-        self.installed.push(Installed {
-            index,
-            out_slot,
-            in_slot,
-            in_spi,
-            routes: tunnel.remote_prefixes.clone(),
-        });
         tracing::info!(
             tunnel = %tunnel.name,
-            peer = %tunnel.peer_address,
-            spi_out = format_args!("{out_spi:#010x}"),
-            spi_in = format_args!("{in_spi:#010x}"),
-            ?encapsulation,
-            "static tunnel installed"
+            peer = %shape.peer_address,
+            spi_out = format_args!("{:#010x}", outbound.0),
+            spis_in = ?inbound.keys().map(|s| format!("{s:#010x}")).collect::<Vec<_>>(),
+            encapsulation = ?shape.encapsulation(),
+            "tunnel installed"
         );
+        self.tunnels.insert(
+            tunnel.name,
+            Installed {
+                index,
+                shape,
+                outbound,
+                inbound,
+            },
+        );
+        self.expire(now);
         Ok(())
+    }
+
+    /// Same tunnel, possibly other SAs: add new inbound SAs, switch outbound, retire the rest.
+    fn update(&mut self, tunnel: StaticTunnel, now: Instant) -> anyhow::Result<()> {
+        let name = tunnel.name.clone();
+        let (index, shape, old_out, old_in) = {
+            let t = &self.tunnels[&name];
+            (t.index, t.shape.clone(), t.outbound, t.inbound.clone())
+        };
+        let wanted_in: Vec<u32> = tunnel.inbound.iter().map(|p| p.spi.get()).collect();
+        let mut inbound = old_in.clone();
+        for params in tunnel.inbound {
+            if !old_in.contains_key(&params.spi.get()) {
+                let (spi, slot) = self.add_inbound(&name, &shape, params)?;
+                tracing::info!(tunnel = %name, spi = format_args!("{spi:#010x}"), "inbound SA added");
+                inbound.insert(spi, slot);
+            }
+        }
+        let mut outbound = old_out;
+        if tunnel.outbound.spi.get() != old_out.0 {
+            outbound = self.add_outbound(&name, &shape, tunnel.outbound)?;
+            self.write_tunnel(index, &shape, outbound.1, true)?;
+            self.retire(old_out.1, now);
+            tracing::info!(
+                tunnel = %name,
+                from = format_args!("{:#010x}", old_out.0),
+                to = format_args!("{:#010x}", outbound.0),
+                "outbound switched to the new SA"
+            );
+        }
+        for (spi, slot) in old_in {
+            if !wanted_in.contains(&spi) {
+                self.tables.remove_inbound(spi)?;
+                self.retire(slot, now);
+                inbound.remove(&spi);
+                tracing::info!(tunnel = %name, spi = format_args!("{spi:#010x}"), "inbound SA retired");
+            }
+        }
+        if let Some(t) = self.tunnels.get_mut(&name) {
+            t.outbound = outbound;
+            t.inbound = inbound;
+        }
+        self.expire(now);
+        Ok(())
+    }
+
+    /// Routes first (nothing new is steered here), then the tunnel and inbound entries; the
+    /// worker's SAs linger, then go, their keys zeroized as they are dropped.
+    fn uninstall(&mut self, name: &str, now: Instant) -> anyhow::Result<()> {
+        let Some(t) = self.tunnels.remove(name) else {
+            return Ok(());
+        };
+        for prefix in &t.shape.remote_prefixes {
+            self.tables.remove_route(*prefix)?;
+        }
+        self.write_tunnel(t.index, &t.shape, t.outbound.1, false)?;
+        for (spi, slot) in &t.inbound {
+            self.tables.remove_inbound(*spi)?;
+            self.retire(*slot, now);
+        }
+        self.retire(t.outbound.1, now);
+        self.tunnel_slots.give(t.index);
+        tracing::info!(tunnel = %name, "tunnel removed");
+        Ok(())
+    }
+
+    fn retire(&mut self, slot: u32, now: Instant) {
+        self.lingering.push((now + LINGER, slot));
+    }
+
+    /// Removes lingering SAs whose time is up; call it periodically.
+    pub fn expire(&mut self, now: Instant) {
+        let (due, keep): (Vec<_>, Vec<_>) =
+            self.lingering.drain(..).partition(|(at, _)| *at <= now);
+        self.lingering = keep;
+        for (_, slot) in due {
+            if self.send(Control::Remove { slot }).is_ok() {
+                self.sa_slots.give(slot);
+            }
+        }
     }
 
     pub fn report(&self) -> WorkerReport {
         self.report.lock().map(|r| r.clone()).unwrap_or_default()
     }
 
-    /// Takes the tunnels out of the datapath: routes first (so nothing new is steered to the
-    /// worker), then the tunnel and inbound SA entries, then the worker's SAs, whose keys are
-    /// zeroized as they are dropped.
-    fn uninstall_all(&mut self) {
-        for tunnel in std::mem::take(&mut self.installed) {
-            let steps = tunnel
-                .routes
-                .iter()
-                .try_for_each(|prefix| self.tables.remove_route(*prefix))
-                .and_then(|()| self.tables.deactivate_tunnel(tunnel.index))
-                .and_then(|()| self.tables.remove_inbound(tunnel.in_spi));
-            if let Err(err) = steps {
-                tracing::warn!(error = %format!("{err:#}"), "removing a tunnel from the maps");
-            }
-            for slot in [tunnel.out_slot, tunnel.in_slot] {
-                let _ = self.control.send(Control::Remove { slot });
+    pub fn stop(mut self) {
+        let now = Instant::now();
+        let names: Vec<String> = self.tunnels.keys().cloned().collect();
+        for name in names {
+            if let Err(err) = self.uninstall(&name, now) {
+                tracing::warn!(error = %format!("{err:#}"), tunnel = %name, "removing a tunnel");
             }
         }
-    }
-
-    pub fn stop(mut self) {
-        self.uninstall_all();
+        // Stopping: no frame is in flight any more, so nothing needs to linger.
+        self.expire(now + LINGER);
         self.stop.store(true, Ordering::Relaxed);
         if let Some(handle) = self.worker.take() {
             let _ = handle.join();

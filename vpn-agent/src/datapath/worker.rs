@@ -57,6 +57,19 @@ pub struct WorkerReport {
     pub sent_kernel: u64,
     pub dropped: BTreeMap<String, u64>,
     pub sas: Vec<SaSnapshot>,
+    /// The kernel's AF_XDP socket statistics, per side: frames lost because the worker's
+    /// receive ring was full ("worker queue full") or it had lent no free frame, and more.
+    #[serde(default)]
+    pub sockets: BTreeMap<String, SocketStats>,
+}
+
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct SocketStats {
+    pub rx_dropped: u64,
+    pub rx_ring_full: u64,
+    pub rx_fill_ring_empty: u64,
+    pub rx_invalid_descs: u64,
+    pub tx_invalid_descs: u64,
 }
 
 pub struct Worker {
@@ -264,6 +277,20 @@ impl Worker {
 
     fn publish(&mut self) {
         self.counts.sas = self.sas.snapshot();
+        for (side, port) in [("wan", &self.xsk.wan), ("lan", &self.xsk.lan)] {
+            if let Ok(stats) = port.user.statistics_v2() {
+                self.counts.sockets.insert(
+                    side.to_owned(),
+                    SocketStats {
+                        rx_dropped: stats.rx_dropped,
+                        rx_ring_full: stats.rx_ring_full,
+                        rx_fill_ring_empty: stats.rx_fill_ring_empty_descs,
+                        rx_invalid_descs: stats.rx_invalid_descs,
+                        tx_invalid_descs: stats.tx_invalid_descs,
+                    },
+                );
+            }
+        }
         if let Ok(mut report) = self.report.lock() {
             *report = self.counts.clone();
         }

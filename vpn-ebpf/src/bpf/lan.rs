@@ -81,7 +81,7 @@ pub fn outbound(ctx: &XdpContext) -> u32 {
             job: XskJob::Encrypt as u8,
             fib_ok: u8::from(fib_ok),
             _pad: [0; 2],
-            slot,
+            slot: tunnel.sa_slot,
             ifindex: if fib_ok { fib.ifindex } else { 0 },
             dst_mac: fib.dmac,
             src_mac: fib.smac,

@@ -34,7 +34,7 @@ use xdpilone::xdp::XdpDesc;
 use super::{
     fragment,
     sa_table::{DropReason, OutboundEntry, SaEntry, SaSnapshot, SaTable},
-    xsk::{FRAME_COUNT, FramePool, XskPair, reap_completions, refill, transmit},
+    xsk::{FRAME_COUNT, FramePool, XskPair, reap_completions, refill},
 };
 
 const ETH_HLEN: usize = 14;
@@ -83,11 +83,18 @@ pub struct Worker {
     stop: Arc<AtomicBool>,
     report: Arc<Mutex<WorkerReport>>,
     counts: WorkerReport,
+    rx_batch: Vec<XdpDesc>,
+    tx_batch: Vec<XdpDesc>,
+    /// Frames (UMEM address) and the packet range in each to hand to the kernel.
+    kernel_batch: Vec<(u64, std::ops::Range<usize>)>,
 }
 
 enum Verdict {
-    /// The frame went to a transmit ring; it comes back through a completion ring.
-    Transmitted,
+    /// Transmit this descriptor on the WAN socket; the frame comes back through the
+    /// completion ring.
+    Transmit(XdpDesc),
+    /// Send this range of the frame through the kernel, then release the frame.
+    ToKernel(std::ops::Range<usize>),
     /// Done with the frame (sent through the kernel, or dropped): back to the pool.
     Release,
 }
@@ -117,6 +124,9 @@ impl Worker {
             stop,
             report,
             counts: WorkerReport::default(),
+            rx_batch: Vec::with_capacity(RX_BATCH as usize),
+            tx_batch: Vec::with_capacity(RX_BATCH as usize),
+            kernel_batch: Vec::with_capacity(RX_BATCH as usize),
         })
     }
 
@@ -180,9 +190,11 @@ impl Worker {
         unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, POLL_TIMEOUT_MS) };
     }
 
-    /// Drains up to a batch from one side's rx ring.
+    /// Drains up to a batch from one side's rx ring; transmissions and kernel sends of the
+    /// batch go out together (one wake-up, one sendmmsg).
     fn receive(&mut self, wan: bool) -> u32 {
-        let mut descs = Vec::with_capacity(RX_BATCH as usize);
+        let mut descs = std::mem::take(&mut self.rx_batch);
+        descs.clear();
         {
             let port = if wan {
                 &mut self.xsk.wan
@@ -203,19 +215,81 @@ impl Worker {
         *lent = lent.saturating_sub(descs.len() as u32);
         for desc in &descs {
             match self.handle(*desc) {
-                Ok(Verdict::Transmitted) => {}
+                Ok(Verdict::Transmit(tx)) => self.tx_batch.push(tx),
+                Ok(Verdict::ToKernel(range)) => self.kernel_batch.push((desc.addr, range)),
                 Ok(Verdict::Release) => self.pool.give(desc.addr),
                 Err(reason) => {
-                    *self
-                        .counts
-                        .dropped
-                        .entry(reason.name().to_owned())
-                        .or_default() += 1;
+                    self.count_drop(reason);
                     self.pool.give(desc.addr);
                 }
             }
         }
-        descs.len() as u32
+        self.flush_tx();
+        self.flush_kernel();
+        let n = descs.len() as u32;
+        self.rx_batch = descs;
+        n
+    }
+
+    fn count_drop(&mut self, reason: DropReason) {
+        *self
+            .counts
+            .dropped
+            .entry(reason.name().to_owned())
+            .or_default() += 1;
+    }
+
+    fn flush_tx(&mut self) {
+        if self.tx_batch.is_empty() {
+            return;
+        }
+        let queued = {
+            let mut writer = self.xsk.wan.tx.transmit(self.tx_batch.len() as u32);
+            let queued = writer.insert(self.tx_batch.iter().copied()) as usize;
+            writer.commit();
+            queued
+        };
+        // Copy mode transmits only inside sendto, at most 32 frames per call (the kernel's
+        // TX_BATCH_SIZE), so kick until the ring is drained (bounded, in case the link stalls).
+        for _ in 0..(RX_BATCH / 16 + 2) {
+            self.xsk.wan.tx.wake();
+            if self.xsk.wan.tx.pending() == 0 {
+                break;
+            }
+        }
+        self.counts.sent_xsk += queued as u64;
+        let unsent: Vec<XdpDesc> = self.tx_batch.drain(..).skip(queued).collect();
+        for desc in unsent {
+            self.count_drop(DropReason::TxFull);
+            self.pool.give(desc.addr);
+        }
+        self.tx_batch.clear();
+    }
+
+    fn flush_kernel(&mut self) {
+        if self.kernel_batch.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(&mut self.kernel_batch);
+        let mut packets: Vec<&[u8]> = Vec::with_capacity(batch.len());
+        for (addr, range) in &batch {
+            // SAFETY: these frames were received and are still owned (released below).
+            match unsafe { self.xsk.frame_ref(*addr) } {
+                Ok(frame) => packets.push(&frame[range.clone()]),
+                Err(_) => packets.push(&[]),
+            }
+        }
+        let sent = send_batch_via_kernel(&self.kernel, &packets);
+        drop(packets);
+        self.counts.sent_kernel += sent as u64;
+        for _ in sent..batch.len() {
+            self.count_drop(DropReason::KernelSend);
+        }
+        for (addr, _) in &batch {
+            self.pool.give(*addr);
+        }
+        self.kernel_batch = batch;
+        self.kernel_batch.clear();
     }
 
     fn handle(&mut self, desc: XdpDesc) -> Result<Verdict, DropReason> {
@@ -237,9 +311,7 @@ impl Worker {
         if meta.job == XskJob::Decrypt as u8 {
             let inner = decrypt(&mut self.sas, &mut frame[..end], data, meta.slot)?;
             self.counts.decrypted += 1;
-            send_via_kernel(&self.kernel, &frame[inner])?;
-            self.counts.sent_kernel += 1;
-            Ok(Verdict::Release)
+            Ok(Verdict::ToKernel(inner))
         } else if meta.job == XskJob::Encrypt as u8 {
             let outer = match encrypt(&mut self.sas, frame, data, end, meta.slot, &self.kernel)? {
                 Sealed::InFrame(outer) => outer,
@@ -255,20 +327,13 @@ impl Worker {
                 frame[eth..eth + 6].copy_from_slice(&meta.dst_mac);
                 frame[eth + 6..eth + 12].copy_from_slice(&meta.src_mac);
                 frame[eth + 12..eth + 14].copy_from_slice(&0x0800u16.to_be_bytes());
-                let desc = XdpDesc {
+                Ok(Verdict::Transmit(XdpDesc {
                     addr: base + eth as u64,
                     len: (outer.end - eth) as u32,
                     options: 0,
-                };
-                if !transmit(&mut self.xsk.wan, desc) {
-                    return Err(DropReason::TxFull);
-                }
-                self.counts.sent_xsk += 1;
-                Ok(Verdict::Transmitted)
+                }))
             } else {
-                send_via_kernel(&self.kernel, &frame[outer])?;
-                self.counts.sent_kernel += 1;
-                Ok(Verdict::Release)
+                Ok(Verdict::ToKernel(outer))
             }
         } else {
             Err(DropReason::Malformed)
@@ -406,4 +471,70 @@ fn send_via_kernel(socket: &Socket, packet: &[u8]) -> Result<(), DropReason> {
         .send_to(packet, &addr)
         .map(|_| ())
         .map_err(|_| DropReason::KernelSend)
+}
+
+/// Sends complete IPv4 packets through the kernel with as few sendmmsg calls as possible;
+/// returns how many were sent.
+fn send_batch_via_kernel(socket: &Socket, packets: &[&[u8]]) -> usize {
+    use std::os::fd::AsRawFd as _;
+    let mut addrs: Vec<libc::sockaddr_in> = Vec::with_capacity(packets.len());
+    let mut iovs: Vec<libc::iovec> = Vec::with_capacity(packets.len());
+    for packet in packets {
+        let dst = if packet.len() >= 20 && packet[0] >> 4 == 4 {
+            [packet[16], packet[17], packet[18], packet[19]]
+        } else {
+            [0; 4]
+        };
+        addrs.push(libc::sockaddr_in {
+            sin_family: libc::AF_INET as libc::sa_family_t,
+            sin_port: 0,
+            sin_addr: libc::in_addr {
+                s_addr: u32::from_ne_bytes(dst),
+            },
+            sin_zero: [0; 8],
+        });
+        iovs.push(libc::iovec {
+            iov_base: packet.as_ptr() as *mut libc::c_void,
+            iov_len: packet.len(),
+        });
+    }
+    let mut msgs: Vec<libc::mmsghdr> = (0..packets.len())
+        .map(|i| {
+            // SAFETY: all-zero is a valid msghdr; the pointers set below outlive the call.
+            let mut hdr: libc::msghdr = unsafe { std::mem::zeroed() };
+            hdr.msg_name = (&mut addrs[i] as *mut libc::sockaddr_in).cast();
+            hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+            hdr.msg_iov = &mut iovs[i];
+            hdr.msg_iovlen = 1;
+            libc::mmsghdr {
+                msg_hdr: hdr,
+                msg_len: 0,
+            }
+        })
+        .collect();
+    let (mut next, mut failed) = (0, 0);
+    while next < msgs.len() {
+        // SAFETY: msgs[next..] are valid mmsghdr whose buffers live until the call returns.
+        let n = unsafe {
+            libc::sendmmsg(
+                socket.as_raw_fd(),
+                msgs[next..].as_mut_ptr(),
+                (msgs.len() - next) as libc::c_uint,
+                0,
+            )
+        };
+        match n {
+            // The kernel refused the first remaining packet (no route, say): skip it, go on.
+            n if n < 0 => {
+                failed += 1;
+                next += 1;
+            }
+            0 => {
+                failed += msgs.len() - next;
+                break;
+            }
+            n => next += n as usize,
+        }
+    }
+    packets.len() - failed
 }

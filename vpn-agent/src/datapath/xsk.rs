@@ -8,9 +8,7 @@
 use std::{os::fd::RawFd, ptr::NonNull};
 
 use anyhow::{Context as _, anyhow, bail};
-use xdpilone::{
-    DeviceQueue, IfInfo, RingRx, RingTx, Socket, SocketConfig, Umem, UmemConfig, User, xdp::XdpDesc,
-};
+use xdpilone::{DeviceQueue, IfInfo, RingRx, RingTx, Socket, SocketConfig, Umem, UmemConfig, User};
 
 /// Size of one UMEM frame: a page, so frames never straddle pages.
 pub const FRAME_SIZE: u32 = 4096;
@@ -167,6 +165,26 @@ impl XskPair {
     }
 }
 
+impl XskPair {
+    /// Read access to the frame that contains `addr`.
+    ///
+    /// # Safety
+    /// The caller must own the frame (see [`XskPair::frame_mut`]).
+    pub unsafe fn frame_ref(&self, addr: u64) -> anyhow::Result<&[u8]> {
+        let base = addr & !u64::from(FRAME_SIZE - 1);
+        if base + u64::from(FRAME_SIZE) > self.area.len as u64 {
+            bail!("descriptor address {addr:#x} outside the UMEM");
+        }
+        // SAFETY: in bounds (checked above); the caller owns the frame.
+        Ok(unsafe {
+            std::slice::from_raw_parts(
+                self.area.ptr.as_ptr().add(base as usize),
+                FRAME_SIZE as usize,
+            )
+        })
+    }
+}
+
 /// Chunk base addresses of the frames not lent to the kernel.
 pub struct FramePool {
     free: Vec<u64>,
@@ -221,16 +239,4 @@ pub fn reap_completions(port: &mut Port, pool: &mut FramePool) -> u32 {
     }
     reader.release();
     n
-}
-
-/// Queues one frame for transmission and kicks the kernel (copy mode needs a sendto per batch).
-pub fn transmit(port: &mut Port, desc: XdpDesc) -> bool {
-    let sent = {
-        let mut writer = port.tx.transmit(1);
-        let sent = writer.insert_once(desc);
-        writer.commit();
-        sent
-    };
-    port.tx.wake();
-    sent
 }

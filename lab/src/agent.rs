@@ -226,6 +226,8 @@ pub struct WorkerSnapshot {
     pub sent_kernel: u64,
     pub dropped: BTreeMap<String, u64>,
     pub sas: Vec<SaSnapshot>,
+    #[serde(default)]
+    pub lifetime_events: BTreeMap<String, u64>,
 }
 
 #[derive(Clone, Debug, Deserialize)]

@@ -37,6 +37,7 @@ pub struct StaticTunnelFiles {
     dir: PathBuf,
     encapsulation: &'static str,
     a_outer: std::net::Ipv4Addr,
+    extra: String,
     pub router_a: PathBuf,
     pub router_b: PathBuf,
     /// Hex keying material (AES-256 key + salt) of the a->b and b->a directions, for tools that
@@ -70,6 +71,12 @@ impl StaticTunnelFiles {
     /// (10.2.0.0/24). With `nat`, router-a's outer address is its private one and router-b
     /// talks to the public (NAT) address, as with an EC2 Elastic IP.
     pub fn write(lab_id: &str, encap: Encap, nat: bool) -> anyhow::Result<Self> {
+        Self::write_with(lab_id, encap, nat, "")
+    }
+
+    /// Like [`StaticTunnelFiles::write`], with `extra` TOML lines added to both tunnels (a
+    /// lifetime, an MTU).
+    pub fn write_with(lab_id: &str, encap: Encap, nat: bool, extra: &str) -> anyhow::Result<Self> {
         let dir = std::env::temp_dir().join(format!("{lab_id}-static-tunnel"));
         fs::create_dir_all(&dir)?;
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o700))?;
@@ -95,6 +102,7 @@ impl StaticTunnelFiles {
             dir,
             encapsulation,
             a_outer,
+            extra: extra.to_owned(),
             router_a,
             router_b,
             key_a_to_b,
@@ -142,9 +150,10 @@ impl StaticTunnelFiles {
             format!(
                 "[[tunnel]]\nname = \"{name}\"\nlocal_address = \"{local}\"\npeer_address = \"{peer}\"\n\
                  encapsulation = \"{}\"\nlocal_prefixes = [\"{local_net}\"]\n\
-                 remote_prefixes = [\"{remote_net}\"]\noutbound = {out}\ninbound = [{}]\n",
+                 remote_prefixes = [\"{remote_net}\"]\noutbound = {out}\ninbound = [{}]\n{}\n",
                 self.encapsulation,
-                inbound.join(", ")
+                inbound.join(", "),
+                self.extra
             )
         };
         write_private(

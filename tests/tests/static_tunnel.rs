@@ -37,22 +37,18 @@ fn start(
     })
 }
 
-fn ping(lab: &Lab, from: Node, to: std::net::Ipv4Addr, count: u32) -> anyhow::Result<bool> {
-    let status = lab
+/// Pings `count` times (0.2 s apart) and returns how many replies came back.
+fn ping(lab: &Lab, from: Node, to: std::net::Ipv4Addr, count: u32) -> anyhow::Result<u32> {
+    let out = lab
         .command(from, "ping")
-        .args([
-            "-c",
-            &count.to_string(),
-            "-i",
-            "0.2",
-            "-W",
-            "1",
-            "-q",
-            &to.to_string(),
-        ])
-        .stdout(std::process::Stdio::null())
-        .status()?;
-    Ok(status.success())
+        .args(["-c", &count.to_string(), "-i", "0.2", "-W", "1", "-q"])
+        .arg(to.to_string())
+        .output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split(',')
+        .find_map(|part| part.trim().strip_suffix(" received"))
+        .and_then(|n| n.trim().parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("unexpected ping output: {text}"))
 }
 
 /// Waits until the worker has published at least `encrypted` seals (it publishes every 500 ms).
@@ -69,13 +65,15 @@ fn check_tunnel(encap: Encap, nat: bool) -> anyhow::Result<()> {
     let files = StaticTunnelFiles::write(lab.id(), encap, nat)?;
     let t = start(&lab, files, None)?;
 
-    assert!(
+    assert_eq!(
         ping(&lab, Node::HostA, addr::HOST_B, 5)?,
-        "host-a cannot reach host-b"
+        5,
+        "host-a to host-b"
     );
-    assert!(
+    assert_eq!(
         ping(&lab, Node::HostB, addr::HOST_A, 5)?,
-        "host-b cannot reach host-a"
+        5,
+        "host-b to host-a"
     );
 
     // Each side sealed 5 requests and 5 replies and opened as many.
@@ -137,8 +135,9 @@ fn mismatched_keys_fail_closed_with_icv_drops() -> anyhow::Result<()> {
     let other = StaticTunnelFiles::write(&format!("{}-other", lab.id()), Encap::Udp, false)?;
     let t = start(&lab, files, Some(&other))?;
 
-    assert!(
-        !ping(&lab, Node::HostA, addr::HOST_B, 3)?,
+    assert_eq!(
+        ping(&lab, Node::HostA, addr::HOST_B, 3)?,
+        0,
         "ping crossed with wrong keys"
     );
     let b = poll_until(
@@ -393,6 +392,58 @@ fn key_rollover_under_load_loses_no_packet() -> anyhow::Result<()> {
         .map(|s| s.spi)
         .collect();
     assert_eq!(inbound, vec![new_ba], "router-a accepts only the new SA");
+
+    t.a.stop()?;
+    t.b.stop()?;
+    lab.down()
+}
+
+/// At a hard lifetime limit an SA carries nothing more: the tunnel's traffic is dropped, not
+/// sent in the clear; the soft limit is reported first.
+#[test]
+fn hard_lifetime_ends_the_sa_without_leaking() -> anyhow::Result<()> {
+    let lab = Lab::up(LabSpec::default())?;
+    let files = StaticTunnelFiles::write_with(
+        lab.id(),
+        Encap::Udp,
+        false,
+        "lifetime = { soft_packets = 3, hard_packets = 5 }",
+    )?;
+    let t = start(&lab, files, None)?;
+
+    // Requests 1-5 use up router-a's outbound SA; their replies router-a's inbound one.
+    assert_eq!(ping(&lab, Node::HostA, addr::HOST_B, 10)?, 5);
+    let a = poll_until(
+        Duration::from_secs(5),
+        || t.a.status(),
+        |s| {
+            s.worker
+                .as_ref()
+                .is_some_and(|w| w.lifetime_events.contains_key("hard"))
+        },
+    )?;
+    let w = a.worker.clone().expect("worker counters");
+    assert_eq!(w.encrypted, 5, "router-a sealed past the hard limit");
+    assert!(
+        w.lifetime_events.get("soft").copied().unwrap_or(0) >= 1,
+        "{w:?}"
+    );
+    assert!(
+        a.datapath_events.get("tunnel_down").copied().unwrap_or(0) >= 1,
+        "{:?}",
+        a.datapath_events
+    );
+    let b = t.b.status()?;
+    assert_eq!(
+        b.packets("wan", "plain")?,
+        0,
+        "clear packets on router-b's WAN"
+    );
+    assert_eq!(
+        b.packets("lan", "plain")?,
+        5,
+        "router-b answered only what arrived sealed"
+    );
 
     t.a.stop()?;
     t.b.stop()?;

@@ -163,6 +163,9 @@ fn render_table(report: &StatusReport) -> String {
         for (reason, n) in &w.dropped {
             let _ = writeln!(out, "  dropped {reason}: {n}");
         }
+        for (kind, n) in &w.lifetime_events {
+            let _ = writeln!(out, "  SAs at their {kind} lifetime: {n}");
+        }
         for (side, s) in &w.sockets {
             let lost = s.rx_ring_full + s.rx_fill_ring_empty + s.rx_dropped;
             if lost > 0 {

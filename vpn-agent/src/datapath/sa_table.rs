@@ -27,6 +27,8 @@ pub enum DropReason {
     KernelSend,
     /// Larger than the tunnel MTU with DF set: answered with ICMP "fragmentation needed".
     TooBig,
+    /// The SA reached a hard lifetime limit (or its sequence numbers ran out).
+    SaExpired,
 }
 
 impl DropReason {
@@ -40,6 +42,7 @@ impl DropReason {
             DropReason::TxFull => "tx_full",
             DropReason::KernelSend => "kernel_send_failed",
             DropReason::TooBig => "too_big",
+            DropReason::SaExpired => "sa_expired",
         }
     }
 }
@@ -81,6 +84,71 @@ impl Selectors {
     }
 }
 
+/// Byte, packet and time limits of an SA (RFC 4301 section 4.4.2.1); `None` is no limit.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Limits {
+    pub bytes: Option<u64>,
+    pub packets: Option<u64>,
+    pub time: Option<std::time::Duration>,
+}
+
+impl Limits {
+    fn reached(&self, counters: &SaCounters, age: std::time::Duration) -> bool {
+        self.bytes.is_some_and(|b| counters.bytes >= b)
+            || self.packets.is_some_and(|p| counters.packets >= p)
+            || self.time.is_some_and(|t| age >= t)
+    }
+}
+
+/// Soft limits tell the control plane to rekey; at a hard limit the SA carries nothing more.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Lifetime {
+    pub soft: Limits,
+    pub hard: Limits,
+}
+
+/// Which limit an SA reached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expiry {
+    Soft,
+    Hard,
+}
+
+/// Where an SA stands against its lifetime.
+#[derive(Clone, Copy, Debug)]
+pub struct Usage {
+    pub lifetime: Lifetime,
+    pub installed: std::time::Instant,
+    pub soft_reached: bool,
+    pub hard_reached: bool,
+}
+
+impl Usage {
+    pub fn new(lifetime: Lifetime, now: std::time::Instant) -> Self {
+        Usage {
+            lifetime,
+            installed: now,
+            soft_reached: false,
+            hard_reached: false,
+        }
+    }
+
+    /// The limit newly reached with these counters at `now`, if any (each is reported once).
+    pub fn check(&mut self, counters: &SaCounters, now: std::time::Instant) -> Option<Expiry> {
+        let age = now.saturating_duration_since(self.installed);
+        if !self.hard_reached && self.lifetime.hard.reached(counters, age) {
+            self.hard_reached = true;
+            self.soft_reached = true;
+            return Some(Expiry::Hard);
+        }
+        if !self.soft_reached && self.lifetime.soft.reached(counters, age) {
+            self.soft_reached = true;
+            return Some(Expiry::Soft);
+        }
+        None
+    }
+}
+
 /// Packets and bytes through one SA.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SaCounters {
@@ -96,6 +164,7 @@ pub struct InboundEntry {
     /// TCP MSS that decrypted SYNs are clamped to (the peer may not clamp).
     pub mss: u16,
     pub counters: SaCounters,
+    pub usage: Usage,
 }
 
 pub struct OutboundEntry {
@@ -108,6 +177,7 @@ pub struct OutboundEntry {
     /// ICMP "fragmentation needed" when DF is set.
     pub mtu: u16,
     pub counters: SaCounters,
+    pub usage: Usage,
 }
 
 pub enum SaEntry {
@@ -146,6 +216,22 @@ impl SaTable {
             Some(Some(SaEntry::Outbound(entry))) => Some(entry),
             _ => None,
         }
+    }
+
+    /// Checks every SA's time limits; returns the limits newly reached, by slot.
+    pub fn check_time(&mut self, now: std::time::Instant) -> Vec<(u32, Expiry)> {
+        let mut reached = Vec::new();
+        for (slot, entry) in self.slots.iter_mut().enumerate() {
+            let expiry = match entry {
+                Some(SaEntry::Inbound(e)) => e.usage.check(&e.counters, now),
+                Some(SaEntry::Outbound(e)) => e.usage.check(&e.counters, now),
+                None => None,
+            };
+            if let Some(expiry) = expiry {
+                reached.push((slot as u32, expiry));
+            }
+        }
+        reached
     }
 
     /// (name, direction, spi, counters) of every SA, for status.

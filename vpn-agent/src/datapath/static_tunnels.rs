@@ -13,6 +13,9 @@
 //! mtu = 1400                        # largest inner packet; bigger ones are fragmented first
 //!                                   # (or refused with ICMP "fragmentation needed" under DF)
 //! mss = 1360                        # TCP MSS clamp for SYNs through the tunnel (mtu - 40)
+//! lifetime = { hard_seconds = 86400, soft_bytes = 1_000_000_000 }  # per SA; also
+//!                                   # soft_/hard_ packets, bytes, seconds. Soft: a warning
+//!                                   # (rotate the keys); hard: the SA carries nothing more
 //! outbound = { spi = 0x1001, key_file = "/etc/vpn/to-site-b.out" }
 //! inbound = { spi = 0x2001, key_file = "/etc/vpn/to-site-b.in" }
 //! ```
@@ -38,6 +41,8 @@ use serde::Deserialize;
 use vpn_esp::{AeadKey, ReplayWindowSize, SaParams, Spi, TunnelEndpoints, UdpEncap};
 use zeroize::Zeroizing;
 
+use super::sa_table::{Lifetime, Limits};
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct File {
@@ -60,8 +65,39 @@ struct TunnelSpec {
     #[serde(default = "default_mtu")]
     mtu: u16,
     mss: Option<u16>,
+    #[serde(default)]
+    lifetime: LifetimeSpec,
     outbound: SaSpec,
     inbound: OneOrMore<SaSpec>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LifetimeSpec {
+    soft_bytes: Option<u64>,
+    hard_bytes: Option<u64>,
+    soft_packets: Option<u64>,
+    hard_packets: Option<u64>,
+    soft_seconds: Option<u64>,
+    hard_seconds: Option<u64>,
+}
+
+impl LifetimeSpec {
+    fn resolve(&self) -> Lifetime {
+        let secs = |s: Option<u64>| s.map(std::time::Duration::from_secs);
+        Lifetime {
+            soft: Limits {
+                bytes: self.soft_bytes,
+                packets: self.soft_packets,
+                time: secs(self.soft_seconds),
+            },
+            hard: Limits {
+                bytes: self.hard_bytes,
+                packets: self.hard_packets,
+                time: secs(self.hard_seconds),
+            },
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -118,6 +154,7 @@ pub struct StaticTunnel {
     pub remote_prefixes: Vec<Ipv4Net>,
     pub mtu: u16,
     pub mss: u16,
+    pub lifetime: Lifetime,
     pub outbound: SaParams,
     /// Every SA accepted from the peer (more than one while keys roll over).
     pub inbound: Vec<SaParams>,
@@ -223,6 +260,7 @@ fn resolve(spec: TunnelSpec) -> anyhow::Result<StaticTunnel> {
         remote_prefixes: spec.remote_prefixes,
         mtu: spec.mtu,
         mss,
+        lifetime: spec.lifetime.resolve(),
         outbound,
         inbound,
     })

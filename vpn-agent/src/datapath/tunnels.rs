@@ -24,10 +24,12 @@ use vpn_esp::{InboundSa as EspInbound, OutboundSa as EspOutbound, SaParams};
 use super::{
     esp_sa::{Open, Seal},
     loader::Datapath,
-    sa_table::{InboundEntry, OutboundEntry, SaCounters, SaEntry, Selectors},
+    sa_table::{
+        Expiry, InboundEntry, Lifetime, OutboundEntry, SaCounters, SaEntry, Selectors, Usage,
+    },
     static_tunnels::{EncapsulationSpec, StaticTunnel},
     tables::TunnelTables,
-    worker::{Control, Worker, WorkerReport},
+    worker::{Control, LifetimeEvent, Worker, WorkerReport},
     xsk::XskPair,
 };
 
@@ -46,6 +48,7 @@ struct Shape {
     remote_prefixes: Vec<Ipv4Net>,
     mtu: u16,
     mss: u16,
+    lifetime: Lifetime,
 }
 
 impl Shape {
@@ -58,6 +61,7 @@ impl Shape {
             remote_prefixes: t.remote_prefixes.clone(),
             mtu: t.mtu,
             mss: t.mss,
+            lifetime: t.lifetime,
         }
     }
 
@@ -116,6 +120,8 @@ pub struct TunnelRuntime {
     sa_slots: Slots,
     lingering: Vec<(Instant, u32)>,
     control: mpsc::Sender<Control>,
+    events: mpsc::Receiver<LifetimeEvent>,
+    lifetime_events: BTreeMap<String, u64>,
     stop: Arc<AtomicBool>,
     worker: Option<JoinHandle<()>>,
     report: Arc<Mutex<WorkerReport>>,
@@ -137,9 +143,16 @@ impl TunnelRuntime {
         tables.register_sockets(QUEUE, &xsk.wan.fd(), &xsk.lan.fd())?;
 
         let (control, receiver) = mpsc::channel();
+        let (event_sender, events) = mpsc::channel();
         let stop = Arc::new(AtomicBool::new(false));
         let report = Arc::new(Mutex::new(WorkerReport::default()));
-        let worker = Worker::new(xsk, receiver, Arc::clone(&stop), Arc::clone(&report))?;
+        let worker = Worker::new(
+            xsk,
+            receiver,
+            event_sender,
+            Arc::clone(&stop),
+            Arc::clone(&report),
+        )?;
         let handle = std::thread::Builder::new()
             .name(format!("crypto-q{QUEUE}"))
             .spawn(move || worker.run())
@@ -151,6 +164,8 @@ impl TunnelRuntime {
             sa_slots: Slots::new(MAX_INBOUND_SAS),
             lingering: Vec::new(),
             control,
+            events,
+            lifetime_events: BTreeMap::new(),
             stop,
             worker: Some(handle),
             report,
@@ -201,7 +216,7 @@ impl TunnelRuntime {
         let slot = self.sa_slots.take()?;
         self.send(Control::Install {
             slot,
-            entry: SaEntry::Inbound(InboundEntry {
+            entry: Box::new(SaEntry::Inbound(InboundEntry {
                 name: name.to_owned(),
                 spi,
                 esp: Box::new(Open(EspInbound::new(params))),
@@ -211,7 +226,8 @@ impl TunnelRuntime {
                 },
                 mss: shape.mss,
                 counters: SaCounters::default(),
-            }),
+                usage: Usage::new(shape.lifetime, Instant::now()),
+            })),
         })?;
         self.tables.set_inbound(
             spi,
@@ -234,14 +250,15 @@ impl TunnelRuntime {
         let slot = self.sa_slots.take()?;
         self.send(Control::Install {
             slot,
-            entry: SaEntry::Outbound(OutboundEntry {
+            entry: Box::new(SaEntry::Outbound(OutboundEntry {
                 name: name.to_owned(),
                 spi,
                 esp: Box::new(Seal(EspOutbound::new(params))),
                 local_address: shape.local_address,
                 mtu: shape.mtu,
                 counters: SaCounters::default(),
-            }),
+                usage: Usage::new(shape.lifetime, Instant::now()),
+            })),
         })?;
         Ok((spi, slot))
     }
@@ -376,8 +393,77 @@ impl TunnelRuntime {
         self.lingering.push((now + LINGER, slot));
     }
 
-    /// Removes lingering SAs whose time is up; call it periodically.
+    /// Acts on the lifetime limits the worker reported: a soft limit is logged (the keys
+    /// should be rotated); at a hard limit the SA leaves the maps: an outbound one takes its
+    /// tunnel down (traffic is dropped, never sent in the clear), an inbound one stops being
+    /// accepted.
+    fn handle_lifetime_events(&mut self, now: Instant) {
+        while let Ok(event) = self.events.try_recv() {
+            let name = match event.expiry {
+                Expiry::Soft => "soft",
+                Expiry::Hard => "hard",
+            };
+            *self.lifetime_events.entry(name.to_owned()).or_default() += 1;
+            let Some((tunnel, outbound)) = self.tunnels.iter().find_map(|(n, t)| {
+                if t.outbound.1 == event.slot {
+                    Some((n.clone(), true))
+                } else if t.inbound.values().any(|s| *s == event.slot) {
+                    Some((n.clone(), false))
+                } else {
+                    None
+                }
+            }) else {
+                continue;
+            };
+            let direction = if outbound { "outbound" } else { "inbound" };
+            match event.expiry {
+                Expiry::Soft => {
+                    tracing::warn!(%tunnel, direction, "SA reached its soft lifetime: rotate the keys")
+                }
+                Expiry::Hard => {
+                    tracing::error!(%tunnel, direction, "SA reached its hard lifetime: it carries nothing more");
+                    if let Err(err) = self.end_sa(&tunnel, event.slot, outbound, now) {
+                        tracing::warn!(error = %format!("{err:#}"), %tunnel, "taking an expired SA out");
+                    }
+                }
+            }
+        }
+    }
+
+    fn end_sa(
+        &mut self,
+        tunnel: &str,
+        slot: u32,
+        outbound: bool,
+        now: Instant,
+    ) -> anyhow::Result<()> {
+        let Some(t) = self.tunnels.get(tunnel) else {
+            return Ok(());
+        };
+        let (index, shape) = (t.index, t.shape.clone());
+        if outbound {
+            self.write_tunnel(index, &shape, slot, false)?;
+        } else {
+            let spi = t
+                .inbound
+                .iter()
+                .find(|(_, s)| **s == slot)
+                .map(|(spi, _)| *spi);
+            if let Some(spi) = spi {
+                self.tables.remove_inbound(spi)?;
+                self.retire(slot, now);
+                if let Some(t) = self.tunnels.get_mut(tunnel) {
+                    t.inbound.remove(&spi);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes lingering SAs whose time is up and handles lifetime events; call it
+    /// periodically.
     pub fn expire(&mut self, now: Instant) {
+        self.handle_lifetime_events(now);
         let (due, keep): (Vec<_>, Vec<_>) =
             self.lingering.drain(..).partition(|(at, _)| *at <= now);
         self.lingering = keep;
@@ -389,7 +475,9 @@ impl TunnelRuntime {
     }
 
     pub fn report(&self) -> WorkerReport {
-        self.report.lock().map(|r| r.clone()).unwrap_or_default()
+        let mut report = self.report.lock().map(|r| r.clone()).unwrap_or_default();
+        report.lifetime_events = self.lifetime_events.clone();
+        report
     }
 
     pub fn stop(mut self) {

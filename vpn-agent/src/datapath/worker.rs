@@ -33,7 +33,7 @@ use xdpilone::xdp::XdpDesc;
 
 use super::{
     fragment,
-    sa_table::{DropReason, OutboundEntry, SaEntry, SaSnapshot, SaTable},
+    sa_table::{DropReason, Expiry, OutboundEntry, SaEntry, SaSnapshot, SaTable},
     xsk::{FRAME_COUNT, FramePool, XskPair, reap_completions, refill},
 };
 
@@ -44,8 +44,16 @@ const REPORT_EVERY: Duration = Duration::from_millis(250);
 
 /// Changes to the worker's SAs, sent by the control plane.
 pub enum Control {
-    Install { slot: u32, entry: SaEntry },
+    Install { slot: u32, entry: Box<SaEntry> },
     Remove { slot: u32 },
+}
+
+/// An SA reached a lifetime limit; sent to the control plane (which rekeys, or takes the SA
+/// out of the maps at a hard limit).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LifetimeEvent {
+    pub slot: u32,
+    pub expiry: Expiry,
 }
 
 /// What the worker publishes for `status`.
@@ -61,6 +69,9 @@ pub struct WorkerReport {
     /// receive ring was full ("worker queue full") or it had lent no free frame, and more.
     #[serde(default)]
     pub sockets: BTreeMap<String, SocketStats>,
+    /// SAs that reached a soft or hard lifetime limit, by kind.
+    #[serde(default)]
+    pub lifetime_events: BTreeMap<String, u64>,
 }
 
 #[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
@@ -80,6 +91,7 @@ pub struct Worker {
     sas: SaTable,
     kernel: Socket,
     control: Receiver<Control>,
+    events: std::sync::mpsc::Sender<LifetimeEvent>,
     stop: Arc<AtomicBool>,
     report: Arc<Mutex<WorkerReport>>,
     counts: WorkerReport,
@@ -103,6 +115,7 @@ impl Worker {
     pub fn new(
         xsk: XskPair,
         control: Receiver<Control>,
+        events: std::sync::mpsc::Sender<LifetimeEvent>,
         stop: Arc<AtomicBool>,
         report: Arc<Mutex<WorkerReport>>,
     ) -> anyhow::Result<Self> {
@@ -121,6 +134,7 @@ impl Worker {
             sas: SaTable::default(),
             kernel,
             control,
+            events,
             stop,
             report,
             counts: WorkerReport::default(),
@@ -164,7 +178,7 @@ impl Worker {
     fn apply_control(&mut self) {
         loop {
             match self.control.try_recv() {
-                Ok(Control::Install { slot, entry }) => self.sas.install(slot, entry),
+                Ok(Control::Install { slot, entry }) => self.sas.install(slot, *entry),
                 Ok(Control::Remove { slot }) => {
                     self.sas.remove(slot);
                 }
@@ -309,11 +323,25 @@ impl Worker {
             return Err(DropReason::Malformed);
         }
         if meta.job == XskJob::Decrypt as u8 {
-            let inner = decrypt(&mut self.sas, &mut frame[..end], data, meta.slot)?;
+            let inner = decrypt(
+                &mut self.sas,
+                &mut frame[..end],
+                data,
+                meta.slot,
+                &self.events,
+            )?;
             self.counts.decrypted += 1;
             Ok(Verdict::ToKernel(inner))
         } else if meta.job == XskJob::Encrypt as u8 {
-            let outer = match encrypt(&mut self.sas, frame, data, end, meta.slot, &self.kernel)? {
+            let outer = match encrypt(
+                &mut self.sas,
+                frame,
+                data,
+                end,
+                meta.slot,
+                &self.kernel,
+                &self.events,
+            )? {
                 Sealed::InFrame(outer) => outer,
                 Sealed::Fragments(n) => {
                     self.counts.encrypted += n;
@@ -341,6 +369,9 @@ impl Worker {
     }
 
     fn publish(&mut self) {
+        for (slot, expiry) in self.sas.check_time(Instant::now()) {
+            let _ = self.events.send(LifetimeEvent { slot, expiry });
+        }
         self.counts.sas = self.sas.snapshot();
         for (side, port) in [("wan", &self.xsk.wan), ("lan", &self.xsk.lan)] {
             if let Ok(stats) = port.user.statistics_v2() {
@@ -368,6 +399,7 @@ fn decrypt(
     frame: &mut [u8],
     data: usize,
     slot: u32,
+    events: &std::sync::mpsc::Sender<LifetimeEvent>,
 ) -> Result<Range<usize>, DropReason> {
     let packet = &frame[data..];
     let class = vpn_ebpf::classify(packet);
@@ -376,6 +408,9 @@ fn decrypt(
     let total_len = usize::from(packet.be16_at(l3 + 2).ok_or(DropReason::Malformed)?);
     let esp = data + esp_start..data + l3 + total_len;
     let sa = sas.inbound(slot).ok_or(DropReason::UnknownSa)?;
+    if sa.usage.hard_reached {
+        return Err(DropReason::SaExpired);
+    }
     let (inner, next_header) = sa.esp.open(frame, esp)?;
     if next_header != 4 || inner.len() < 20 {
         return Err(DropReason::NotIpv4);
@@ -391,6 +426,9 @@ fn decrypt(
     }
     sa.counters.packets += 1;
     sa.counters.bytes += inner.len() as u64;
+    if let Some(expiry) = sa.usage.check(&sa.counters, Instant::now()) {
+        let _ = events.send(LifetimeEvent { slot, expiry });
+    }
     Ok(inner)
 }
 
@@ -410,6 +448,7 @@ fn encrypt(
     end: usize,
     slot: u32,
     kernel: &Socket,
+    events: &std::sync::mpsc::Sender<LifetimeEvent>,
 ) -> Result<Sealed, DropReason> {
     let packet = &frame[data..end];
     let l3 = ipv4_offset(packet).ok_or(DropReason::Malformed)?;
@@ -418,13 +457,30 @@ fn encrypt(
     let total_len = usize::from(packet.be16_at(l3 + 2).ok_or(DropReason::Malformed)?);
     let inner = data + l3..data + l3 + total_len;
     let sa = sas.outbound(slot).ok_or(DropReason::UnknownSa)?;
-    if inner.len() > usize::from(sa.mtu) {
-        return seal_oversized(sa, &frame[inner], kernel);
+    if sa.usage.hard_reached {
+        return Err(DropReason::SaExpired);
     }
-    let outer = sa.esp.seal(frame, inner.clone())?;
-    sa.counters.packets += 1;
-    sa.counters.bytes += inner.len() as u64;
-    Ok(Sealed::InFrame(outer))
+    let sealed = if inner.len() > usize::from(sa.mtu) {
+        seal_oversized(sa, &frame[inner], kernel)
+    } else {
+        sa.esp.seal(frame, inner.clone()).map(|outer| {
+            sa.counters.packets += 1;
+            sa.counters.bytes += inner.len() as u64;
+            Sealed::InFrame(outer)
+        })
+    };
+    let expiry = match &sealed {
+        // Out of sequence numbers (RFC 4303 3.3.3): the SA must not send again.
+        Err(DropReason::Esp("seq_exhausted")) => {
+            sa.usage.hard_reached = true;
+            Some(Expiry::Hard)
+        }
+        _ => sa.usage.check(&sa.counters, Instant::now()),
+    };
+    if let Some(expiry) = expiry {
+        let _ = events.send(LifetimeEvent { slot, expiry });
+    }
+    sealed
 }
 
 /// Headroom for the outer headers when sealing outside a UMEM frame.

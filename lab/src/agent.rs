@@ -39,15 +39,27 @@ impl AgentProcess {
         agent_bin: &Path,
         extra_args: &[&str],
     ) -> anyhow::Result<Self> {
+        let mut args = vec!["--wan", ifname::WAN, "--lan", ifname::LAN];
+        args.extend_from_slice(extra_args);
+        Self::start_bare(lab, router, agent_bin, &args)
+    }
+
+    /// `vpn-agent run --instance NAME ARGS...` with exactly these arguments (interfaces
+    /// included, or a configuration that names them).
+    pub fn start_bare(
+        lab: &Lab,
+        router: Node,
+        agent_bin: &Path,
+        args: &[&str],
+    ) -> anyhow::Result<Self> {
         let instance = lab.ns(router);
         let log_path = std::env::temp_dir().join(format!("{instance}.agent.log"));
         let log =
             File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?;
         let child = lab
             .command(router, &agent_bin.to_string_lossy())
-            .args(["run", "--wan", ifname::WAN, "--lan", ifname::LAN])
-            .args(["--instance", &instance])
-            .args(extra_args)
+            .args(["run", "--instance", &instance])
+            .args(args)
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
@@ -215,6 +227,16 @@ pub struct StatusSnapshot {
     pub datapath_events: BTreeMap<String, u64>,
     #[serde(default)]
     pub worker: Option<WorkerSnapshot>,
+    #[serde(default)]
+    pub sysctl_drift: Vec<SysctlDrift>,
+}
+
+/// A managed sysctl whose value changed behind the agent's back.
+#[derive(Clone, Debug, Deserialize)]
+pub struct SysctlDrift {
+    pub key: String,
+    pub wanted: String,
+    pub found: String,
 }
 
 /// The crypto worker's counters in `vpn-agent status --json`.

@@ -36,16 +36,20 @@ pub struct ValidateArgs {
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Internet-facing interface (IKE and ESP arrive here).
-    #[arg(long, value_name = "IFACE")]
-    pub wan: String,
+    /// Router configuration (TOML, see `vpn-agent validate`): interfaces and sysctl policy
+    /// are taken from it (the tunnels it describes need the IKE control plane, to come).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<std::path::PathBuf>,
+    /// Internet-facing interface (IKE and ESP arrive here); overrides the configuration's.
+    #[arg(long, value_name = "IFACE", required_unless_present = "config")]
+    pub wan: Option<String>,
     /// Site-facing interface (clear traffic to tunnel arrives here).
     #[arg(long, value_name = "IFACE")]
     pub lan: Option<String>,
     #[command(flatten)]
     pub instance: InstanceArg,
-    /// Static-key tunnels to run (TOML; keys in root-only files). Needs --lan.
-    #[arg(long, value_name = "FILE", requires = "lan")]
+    /// Static-key tunnels to run (TOML; keys in root-only files). Needs a LAN interface.
+    #[arg(long, value_name = "FILE")]
     pub static_tunnels: Option<std::path::PathBuf>,
     /// How to attach XDP: in the driver (native), or in the generic network stack.
     #[arg(long, value_enum, default_value_t = XdpAttachMode::Native)]

@@ -51,6 +51,11 @@ impl InstanceName {
         Path::new(RUN_ROOT).join(format!("{}.json", self.0))
     }
 
+    /// Host state the agent manages, such as sysctl drift (for `status`).
+    pub fn system_file(&self) -> PathBuf {
+        Path::new(RUN_ROOT).join(format!("{}.system.json", self.0))
+    }
+
     /// Counters the crypto worker publishes (for `status`).
     pub fn worker_file(&self) -> PathBuf {
         Path::new(RUN_ROOT).join(format!("{}.worker.json", self.0))

@@ -6,6 +6,7 @@ mod datapath;
 mod instance;
 mod run;
 mod status;
+mod system;
 mod validate;
 
 use clap::Parser as _;

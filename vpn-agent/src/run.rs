@@ -13,7 +13,37 @@ use crate::{
         tunnels::TunnelRuntime,
     },
     instance::{PIN_ROOT, RuntimeState, create_private_dir, write_private_json},
+    system::sysctl::{self, AppliedSysctls, Drift},
 };
+
+/// What the agent publishes about the host it manages (for `status`).
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct SystemReport {
+    pub sysctl_drift: Vec<Drift>,
+}
+
+/// WAN and LAN interfaces: the command line wins over the configuration.
+fn interfaces(
+    args: &RunArgs,
+    config: Option<&vpn_config::Config>,
+) -> anyhow::Result<(String, Option<String>)> {
+    let wan = match (&args.wan, config) {
+        (Some(wan), _) => wan.clone(),
+        (None, Some(config)) => config.router.wan.clone(),
+        (None, None) => bail!("no WAN interface: give --wan or --config"),
+    };
+    let lan = match (&args.lan, config) {
+        (Some(lan), _) => Some(lan.clone()),
+        (None, Some(config)) => {
+            if config.router.lan.len() > 1 {
+                tracing::warn!("only the first LAN interface is served for now");
+            }
+            config.router.lan.first().cloned()
+        }
+        (None, None) => None,
+    };
+    Ok((wan, lan))
+}
 
 pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     let name = &args.instance.instance;
@@ -27,6 +57,12 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     }
 
     // Configuration errors stop us before anything is attached.
+    let config = match &args.config {
+        Some(path) => Some(vpn_config::Config::load(path).map_err(|errors| {
+            anyhow::anyhow!("{errors}\n{}: {} problem(s)", path.display(), errors.len())
+        })?),
+        None => None,
+    };
     let static_tunnels = match &args.static_tunnels {
         Some(path) => static_tunnels::load(path)?,
         None => Vec::new(),
@@ -37,12 +73,16 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     let pin_dir = name.pin_dir();
     remove_pins(&pin_dir)?;
 
+    let (wan, lan) = interfaces(args, config.as_ref())?;
+    if !static_tunnels.is_empty() && lan.is_none() {
+        bail!("static tunnels need a LAN interface (--lan, or lan in the configuration)");
+    }
     let mut requests = vec![AttachRequest {
         role: InterfaceRole::Wan,
-        ifname: args.wan.clone(),
+        ifname: wan,
         mode: args.xdp_mode,
     }];
-    if let Some(lan) = &args.lan {
+    if let Some(lan) = &lan {
         requests.push(AttachRequest {
             role: InterfaceRole::Lan,
             ifname: lan.clone(),
@@ -82,31 +122,68 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         datapath.shutdown()?;
         return Err(err);
     }
+    let sysctls = match config.as_ref().filter(|c| c.sysctl.manage) {
+        Some(config) => match AppliedSysctls::apply(
+            sysctl::desired(&config.sysctl),
+            config.sysctl.restore_on_exit,
+        ) {
+            Ok(applied) => Some(applied),
+            Err(err) => {
+                if let Some(tunnels) = tunnels {
+                    tunnels.stop();
+                }
+                datapath.shutdown()?;
+                remove_state_file(name)?;
+                return Err(err.context("applying the sysctl policy"));
+            }
+        },
+        None => None,
+    };
     tracing::info!(instance = %name, pin_dir = %pin_dir.display(), "datapath ready");
 
     let worker_file = name.worker_file();
+    let system_file = name.system_file();
     let mut tunnels = tunnels;
-    let signal = signals.wait(|occasion| {
-        let Some(tunnels) = tunnels.as_mut() else {
-            return;
-        };
-        match occasion {
-            Occasion::Tick => {
+    let mut reported_drift = Vec::new();
+    let signal = signals.wait(|occasion| match occasion {
+        Occasion::Tick => {
+            if let Some(tunnels) = tunnels.as_mut() {
                 tunnels.expire(std::time::Instant::now());
                 if let Err(err) = write_private_json(&worker_file, &tunnels.report()) {
                     tracing::warn!(error = %err, "could not publish worker counters");
                 }
             }
-            Occasion::Reload => reload(tunnels, args.static_tunnels.as_deref()),
+            if let Some(sysctls) = &sysctls {
+                let drift = sysctls.drift();
+                for d in drift.iter().filter(|d| !reported_drift.contains(*d)) {
+                    tracing::warn!(key = %d.key, wanted = %d.wanted, found = %d.found, "sysctl changed behind our back");
+                }
+                let report = SystemReport {
+                    sysctl_drift: drift.clone(),
+                };
+                if let Err(err) = write_private_json(&system_file, &report) {
+                    tracing::warn!(error = %err, "could not publish system state");
+                }
+                reported_drift = drift;
+            }
+        }
+        Occasion::Reload => {
+            if let Some(tunnels) = tunnels.as_mut() {
+                reload(tunnels, args.static_tunnels.as_deref());
+            }
         }
     });
     tracing::info!(instance = %name, signal = ?signal, "stopping");
     if let Some(tunnels) = tunnels {
         tunnels.stop();
     }
+    if let Some(sysctls) = sysctls {
+        sysctls.restore();
+    }
     let shutdown = datapath.shutdown();
     remove_state_file(name)?;
     let _ = std::fs::remove_file(&worker_file);
+    let _ = std::fs::remove_file(&system_file);
     shutdown?;
     tracing::info!(instance = %name, "stopped cleanly");
     Ok(())

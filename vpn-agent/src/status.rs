@@ -26,6 +26,8 @@ struct StatusReport {
     /// The crypto worker's counters and SAs (absent when no tunnel runs).
     #[serde(skip_serializing_if = "Option::is_none")]
     worker: Option<WorkerReport>,
+    /// Managed sysctls that no longer have the value the agent set.
+    sysctl_drift: Vec<crate::system::sysctl::Drift>,
 }
 
 #[derive(Debug, Serialize)]
@@ -70,6 +72,9 @@ pub fn show(args: &StatusArgs) -> anyhow::Result<()> {
     let mut report = build_report(&state, &counters)?;
     report.datapath_events = read_pinned_events(&state.pin_dir)?.into_iter().collect();
     report.worker = read_worker_report(name)?;
+    report.sysctl_drift = read_json::<crate::run::SystemReport>(&name.system_file())?
+        .map(|s| s.sysctl_drift)
+        .unwrap_or_default();
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -101,7 +106,18 @@ fn build_report(state: &RuntimeState, counters: &ClassCounters) -> anyhow::Resul
         interfaces,
         datapath_events: Default::default(),
         worker: None,
+        sysctl_drift: Vec::new(),
     })
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &std::path::Path) -> anyhow::Result<Option<T>> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => serde_json::from_str(&text)
+            .map(Some)
+            .with_context(|| format!("parsing {}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
 }
 
 fn read_worker_report(name: &InstanceName) -> anyhow::Result<Option<WorkerReport>> {
@@ -153,6 +169,13 @@ fn render_table(report: &StatusReport) -> String {
         .collect();
     if !events.is_empty() {
         let _ = writeln!(out, "\nXDP tunnel events: {}", events.join(", "));
+    }
+    for d in &report.sysctl_drift {
+        let _ = writeln!(
+            out,
+            "\nsysctl drift: {} is {}, the policy wants {}",
+            d.key, d.found, d.wanted
+        );
     }
     if let Some(w) = &report.worker {
         let _ = writeln!(

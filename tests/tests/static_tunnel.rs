@@ -10,6 +10,14 @@ use vpn_lab::{
 };
 use vpn_tests::{agent_bin, poll_until};
 
+/// The bulk-transfer test saturates both cores; the rollover test counts every packet of a
+/// steady stream. They take turns, so that one's load cannot make the other drop packets.
+static LOAD_SENSITIVE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn exclusive() -> std::sync::MutexGuard<'static, ()> {
+    LOAD_SENSITIVE.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 struct Tunnel {
     a: AgentProcess,
     b: AgentProcess,
@@ -165,6 +173,7 @@ fn mismatched_keys_fail_closed_with_icv_drops() -> anyhow::Result<()> {
 
 #[test]
 fn tcp_bulk_transfer_both_ways_and_packets_above_the_tunnel_mtu() -> anyhow::Result<()> {
+    let _turn = exclusive();
     let lab = Lab::up(LabSpec::default())?;
     let files = StaticTunnelFiles::write(lab.id(), Encap::Udp, false)?;
     let t = start(&lab, files, None)?;
@@ -290,6 +299,7 @@ fn received_bytes(json: &str) -> anyhow::Result<u64> {
 /// keys over in the three make-before-break steps: the receiver must see every number.
 #[test]
 fn key_rollover_under_load_loses_no_packet() -> anyhow::Result<()> {
+    let _turn = exclusive();
     use std::{
         net::{SocketAddrV4, UdpSocket},
         sync::atomic::{AtomicBool, Ordering},

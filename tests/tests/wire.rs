@@ -1,0 +1,242 @@
+//! What the tunnel puts on the wire, checked by tools that share no code with us: tshark
+//! decrypts the WAN capture with the configured keys (every ICV good, no plaintext), and the
+//! TCP MSS clamp is seen in captures on both sites.
+
+use std::{
+    path::Path,
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use anyhow::{Context as _, bail};
+use vpn_lab::{
+    AgentProcess, Lab, LabSpec, Node, addr,
+    static_tunnel::{Encap, StaticTunnelFiles},
+    traffic,
+};
+use vpn_tests::agent_bin;
+
+const MARKER: &[u8] = b"PLAINTEXT-MARKER-must-never-cross-the-WAN";
+
+/// tcpdump on `dev` of `node` into `file`, packet-buffered, as root (the folder is private);
+/// returns once tcpdump says it is listening.
+fn capture(lab: &Lab, node: Node, dev: &str, file: &Path, filter: &str) -> anyhow::Result<Child> {
+    use std::io::{BufRead as _, BufReader};
+    let mut child = lab
+        .command(node, "tcpdump")
+        .args(["-n", "-U", "-Z", "root", "-s", "256", "-i", dev, "-w"])
+        .arg(file)
+        .arg(filter)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("starting tcpdump")?;
+    let stderr = child.stderr.take().context("tcpdump stderr")?;
+    let mut lines = BufReader::new(stderr).lines();
+    loop {
+        match lines.next() {
+            Some(Ok(line)) if line.contains("listening on") => break,
+            Some(Ok(_)) => continue,
+            _ => {
+                let _ = child.kill();
+                bail!("tcpdump on {dev} did not start");
+            }
+        }
+    }
+    // Keep draining stderr so tcpdump never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    Ok(child)
+}
+
+fn stop_capture(mut child: Child) -> anyhow::Result<()> {
+    std::thread::sleep(Duration::from_millis(300));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )?;
+    child.wait()?;
+    Ok(())
+}
+
+fn tshark(file: &Path, args: &[&str]) -> anyhow::Result<String> {
+    let out = Command::new("tshark")
+        .arg("-r")
+        .arg(file)
+        .args(args)
+        .output()?;
+    if !out.status.success() {
+        bail!("tshark failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn esp_sa(src: &str, dst: &str, spi: u32, keymat_hex: &str) -> String {
+    format!(
+        "uat:esp_sa:\"IPv4\",\"{src}\",\"{dst}\",\"{spi:#010x}\",\
+         \"AES-GCM with 16 octet ICV [RFC4106]\",\"0x{keymat_hex}\",\"NULL\",\"\""
+    )
+}
+
+#[test]
+fn wan_capture_decrypts_with_tshark_and_carries_no_plaintext() -> anyhow::Result<()> {
+    let lab = Lab::up(LabSpec { nat: true })?;
+    let files = StaticTunnelFiles::write(lab.id(), Encap::Udp, true)?;
+    let bin = agent_bin()?;
+    let (a_cfg, b_cfg) = (
+        files.router_a.to_string_lossy().into_owned(),
+        files.router_b.to_string_lossy().into_owned(),
+    );
+    let a = AgentProcess::start_with(&lab, Node::RouterA, &bin, &["--static-tunnels", &a_cfg])?;
+    let b = AgentProcess::start_with(&lab, Node::RouterB, &bin, &["--static-tunnels", &b_cfg])?;
+    let dir = tempfile::tempdir()?;
+    let pcap = dir.path().join("internet.pcap");
+
+    // The internet side of the NAT: what an observer between the sites sees.
+    // Everything but ARP: a leak could be any protocol.
+    let tcpdump = capture(&lab, Node::NatA, "outside", &pcap, "not arp")?;
+    lab.exec(
+        Node::HostA,
+        "ping",
+        &["-c", "5", "-i", "0.2", "-q", &addr::HOST_B.to_string()],
+    )?;
+    lab.run_in(Node::HostA, || {
+        let dst = std::net::SocketAddrV4::new(addr::HOST_B, 9);
+        traffic::send_udp(0, dst, &vec![MARKER.to_vec(); 5])
+    })?;
+    stop_capture(tcpdump)?;
+
+    let raw = std::fs::read(&pcap)?;
+    assert!(
+        !raw.windows(MARKER.len()).any(|w| w == MARKER),
+        "plaintext from host-a crossed the internet link"
+    );
+    let public_a = addr::ROUTER_A_WAN.to_string();
+    let b_wan = addr::ROUTER_B_WAN.to_string();
+    let fields = tshark(
+        &pcap,
+        &[
+            "-o",
+            "esp.enable_encryption_decode:TRUE",
+            "-o",
+            "esp.enable_authentication_check:TRUE",
+            "-o",
+            &esp_sa(&public_a, &b_wan, files.spi_a_to_b, &files.key_a_to_b),
+            "-o",
+            &esp_sa(&b_wan, &public_a, files.spi_b_to_a, &files.key_b_to_a),
+            "-Y",
+            "esp",
+            "-T",
+            "fields",
+            "-e",
+            "esp.spi",
+            "-e",
+            "esp.icv_good",
+            "-e",
+            "udp.dstport",
+            "-e",
+            "ip.dst",
+        ],
+    )?;
+    let lines: Vec<&str> = fields.lines().collect();
+    // 5 echo requests and their replies; 5 UDP datagrams to a closed port and host-b's ICMP
+    // "port unreachable" for each.
+    assert_eq!(lines.len(), 20, "ESP packets on the wire:\n{fields}");
+    let non_esp = tshark(
+        &pcap,
+        &["-Y", "not esp", "-T", "fields", "-e", "frame.protocols"],
+    )?;
+    assert!(
+        non_esp.trim().is_empty(),
+        "not ESP on the internet link:\n{non_esp}"
+    );
+    for line in &lines {
+        let f: Vec<&str> = line.split('\t').collect();
+        assert_eq!(
+            f.get(1),
+            Some(&"1"),
+            "ICV not verified good by tshark: {line}"
+        );
+        assert!(f[2].contains("4500"), "not UDP-encapsulated: {line}");
+        // The inner destination decrypts to a site host.
+        assert!(
+            f[3].contains(&addr::HOST_B.to_string()) || f[3].contains(&addr::HOST_A.to_string()),
+            "inner packet not decrypted: {line}"
+        );
+    }
+
+    a.stop()?;
+    b.stop()?;
+    lab.down()
+}
+
+#[test]
+fn tcp_syns_carry_the_clamped_mss_on_both_sites() -> anyhow::Result<()> {
+    let lab = Lab::up(LabSpec::default())?;
+    let files = StaticTunnelFiles::write(lab.id(), Encap::Esp, false)?;
+    let bin = agent_bin()?;
+    let (a_cfg, b_cfg) = (
+        files.router_a.to_string_lossy().into_owned(),
+        files.router_b.to_string_lossy().into_owned(),
+    );
+    let a = AgentProcess::start_with(&lab, Node::RouterA, &bin, &["--static-tunnels", &a_cfg])?;
+    let b = AgentProcess::start_with(&lab, Node::RouterB, &bin, &["--static-tunnels", &b_cfg])?;
+    let dir = tempfile::tempdir()?;
+    let (at_a, at_b) = (
+        dir.path().join("site-a.pcap"),
+        dir.path().join("site-b.pcap"),
+    );
+
+    // SYNs only: the bulk transfer would make a large capture for nothing.
+    let syns_only = "tcp[tcpflags] & tcp-syn != 0";
+    let cap_a = capture(&lab, Node::HostA, "eth0", &at_a, syns_only)?;
+    let cap_b = capture(&lab, Node::HostB, "eth0", &at_b, syns_only)?;
+    let mut server = lab
+        .command(Node::HostB, "iperf3")
+        .args(["-s", "-1", "-B", &addr::HOST_B.to_string()])
+        .stdout(Stdio::null())
+        .spawn()?;
+    std::thread::sleep(Duration::from_millis(300));
+    let run = lab.exec(
+        Node::HostA,
+        "iperf3",
+        &["-c", &addr::HOST_B.to_string(), "-t", "1"],
+    );
+    let _ = server.kill();
+    let _ = server.wait();
+    run?;
+    stop_capture(cap_a)?;
+    stop_capture(cap_b)?;
+
+    let syns = |file: &Path, filter: &str| -> anyhow::Result<Vec<u32>> {
+        Ok(tshark(
+            file,
+            &["-Y", filter, "-T", "fields", "-e", "tcp.options.mss_val"],
+        )?
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect())
+    };
+    // host-a sent SYNs with its own MSS (1460); host-b receives them clamped to 1360.
+    let sent = syns(&at_a, "tcp.flags.syn == 1 && tcp.flags.ack == 0")?;
+    let arrived = syns(&at_b, "tcp.flags.syn == 1 && tcp.flags.ack == 0")?;
+    assert!(
+        !sent.is_empty() && sent.iter().all(|m| *m == 1460),
+        "{sent:?}"
+    );
+    assert!(
+        !arrived.is_empty() && arrived.iter().all(|m| *m == 1360),
+        "{arrived:?}"
+    );
+    // And the SYN-ACKs the other way, clamped by router-b.
+    let answered = syns(&at_b, "tcp.flags.syn == 1 && tcp.flags.ack == 1")?;
+    let got = syns(&at_a, "tcp.flags.syn == 1 && tcp.flags.ack == 1")?;
+    assert!(
+        !answered.is_empty() && answered.iter().all(|m| *m == 1460),
+        "{answered:?}"
+    );
+    assert!(!got.is_empty() && got.iter().all(|m| *m == 1360), "{got:?}");
+
+    a.stop()?;
+    b.stop()?;
+    lab.down()
+}

@@ -15,7 +15,9 @@ use vpn_tests::{agent_bin, poll_until};
 static LOAD_SENSITIVE: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn exclusive() -> std::sync::MutexGuard<'static, ()> {
-    LOAD_SENSITIVE.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    LOAD_SENSITIVE
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 struct Tunnel {
@@ -173,9 +175,29 @@ fn mismatched_keys_fail_closed_with_icv_drops() -> anyhow::Result<()> {
 
 #[test]
 fn tcp_bulk_transfer_both_ways_and_packets_above_the_tunnel_mtu() -> anyhow::Result<()> {
+    bulk_transfer(Encap::Udp, false)
+}
+
+#[test]
+fn tcp_bulk_transfer_over_raw_esp_with_extended_sequence_numbers() -> anyhow::Result<()> {
+    bulk_transfer(Encap::Esp, false)
+}
+
+#[test]
+fn tcp_bulk_transfer_through_one_to_one_nat() -> anyhow::Result<()> {
+    bulk_transfer(Encap::Udp, true)
+}
+
+fn bulk_transfer(encap: Encap, nat: bool) -> anyhow::Result<()> {
     let _turn = exclusive();
-    let lab = Lab::up(LabSpec::default())?;
-    let files = StaticTunnelFiles::write(lab.id(), Encap::Udp, false)?;
+    let lab = Lab::up(LabSpec { nat })?;
+    // Raw ESP runs with 64-bit sequence numbers (RFC 4303 2.2.1) on both routers.
+    let extra = if encap == Encap::Esp {
+        "esn = true"
+    } else {
+        ""
+    };
+    let files = StaticTunnelFiles::write_with(lab.id(), encap, nat, extra)?;
     let t = start(&lab, files, None)?;
 
     // iperf3 TCP both ways: MSS clamping keeps segments inside the tunnel MTU.

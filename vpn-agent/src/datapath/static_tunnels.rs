@@ -10,6 +10,8 @@
 //! local_prefixes = ["10.1.0.0/24"]  # traffic selectors; [] means any (route-based)
 //! remote_prefixes = ["10.2.0.0/24"] # also the routes into the tunnel
 //! replay_window = 1024
+//! esn = false                       # 64-bit extended sequence numbers (RFC 4303 2.2.1);
+//!                                   # both ends must agree
 //! mtu = 1400                        # largest inner packet; bigger ones are fragmented first
 //!                                   # (or refused with ICMP "fragmentation needed" under DF)
 //! mss = 1360                        # TCP MSS clamp for SYNs through the tunnel (mtu - 40)
@@ -62,6 +64,8 @@ struct TunnelSpec {
     remote_prefixes: Vec<Ipv4Net>,
     #[serde(default = "default_replay_window")]
     replay_window: u32,
+    #[serde(default)]
+    esn: bool,
     #[serde(default = "default_mtu")]
     mtu: u16,
     mss: Option<u16>,
@@ -226,6 +230,7 @@ fn resolve(spec: TunnelSpec) -> anyhow::Result<StaticTunnel> {
         let mut params = SaParams::new(spi, key, salt, tunnel);
         params.replay_window = window;
         params.udp_encap = encap;
+        params.esn = spec.esn;
         Ok::<_, anyhow::Error>(params)
     };
     // Outbound packets go local -> peer; inbound ones were sealed by the peer towards us.

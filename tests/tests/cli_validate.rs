@@ -59,3 +59,43 @@ fn a_broken_file_fails_with_located_errors() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+#[test]
+fn every_node_of_the_mesh_inventory_renders_to_a_valid_configuration() -> anyhow::Result<()> {
+    let inventory = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../config/mesh/seed-004-inventory.toml");
+    let dir = tempfile::tempdir()?;
+    for node in ["us-east-1", "us-east-2", "us-west-2"] {
+        let out = Command::new(agent_bin()?)
+            .args(["mesh", "render"])
+            .arg(&inventory)
+            .args(["--node", node])
+            .output()?;
+        assert!(
+            out.status.success(),
+            "{node}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8(out.stdout)?;
+        // A tunnel to each of the two other nodes.
+        assert_eq!(text.matches("[[tunnel]]").count(), 2, "{node}:\n{text}");
+        let file = dir.path().join(format!("{node}.toml"));
+        std::fs::write(&file, &text)?;
+        let check = Command::new(agent_bin()?)
+            .arg("validate")
+            .arg(&file)
+            .output()?;
+        assert!(
+            check.status.success(),
+            "{node}: {}",
+            String::from_utf8_lossy(&check.stderr)
+        );
+    }
+    let missing = Command::new(agent_bin()?)
+        .args(["mesh", "render"])
+        .arg(&inventory)
+        .args(["--node", "eu-west-1"])
+        .output()?;
+    assert!(!missing.status.success());
+    Ok(())
+}

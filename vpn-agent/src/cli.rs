@@ -23,6 +23,23 @@ pub enum Command {
     Status(StatusArgs),
     /// Check a configuration file; every problem is reported as FILE:LINE:COLUMN: FIELD: REASON.
     Validate(ValidateArgs),
+    /// Full-mesh inventories (seed 004).
+    Mesh {
+        #[command(subcommand)]
+        command: MeshCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MeshCommand {
+    /// Print one node's router configuration, rendered from the inventory.
+    Render {
+        /// The inventory (TOML): every node once, with its address, prefixes and keys.
+        inventory: std::path::PathBuf,
+        /// The node to render.
+        #[arg(long)]
+        node: String,
+    },
 }
 
 #[derive(Debug, Args)]

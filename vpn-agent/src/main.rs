@@ -18,6 +18,9 @@ fn main() -> std::process::ExitCode {
         cli::Command::Run(args) => run::run(&args),
         cli::Command::Status(args) => status::show(&args),
         cli::Command::Validate(args) => validate::run(&args),
+        cli::Command::Mesh {
+            command: cli::MeshCommand::Render { inventory, node },
+        } => validate::render_mesh(&inventory, &node),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -30,3 +30,22 @@ pub fn run(args: &ValidateArgs) -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// `vpn-agent mesh render INVENTORY --node NAME`: the node's configuration on stdout, checked
+/// like any configuration before it is printed.
+pub fn render_mesh(inventory: &std::path::Path, node: &str) -> anyhow::Result<()> {
+    let origin = inventory.display().to_string();
+    let text = std::fs::read_to_string(inventory)
+        .map_err(|e| anyhow::anyhow!("{origin}: cannot read the inventory: {e}"))?;
+    let mesh = vpn_config::MeshInventory::from_str(&text, &origin)
+        .map_err(|errors| anyhow::anyhow!("{errors}\n{origin}: {} problem(s)", errors.len()))?;
+    let Some(rendered) = mesh.render(node) else {
+        bail!("{origin}: no node named {node:?}");
+    };
+    let check = format!("{node} (rendered from {origin})");
+    if let Err(errors) = vpn_config::Config::from_str(&rendered, &check) {
+        bail!("{errors}\nthe rendered configuration of {node} is invalid");
+    }
+    print!("{rendered}");
+    Ok(())
+}

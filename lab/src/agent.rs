@@ -213,6 +213,12 @@ impl Drop for AgentProcess {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
+            // Killed (a test failed, or no clean stop was asked for): print the log for the
+            // post-mortem, then remove it like a clean stop does.
+            if std::thread::panicking() {
+                eprintln!("vpn-agent log of {}:\n{}", self.instance, self.log());
+            }
+            let _ = std::fs::remove_file(&self.log_path);
         }
     }
 }

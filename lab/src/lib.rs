@@ -16,6 +16,7 @@ pub mod agent;
 pub mod netns;
 pub mod registry;
 pub mod static_tunnel;
+pub mod strongswan;
 pub mod topology;
 pub mod traffic;
 

@@ -44,7 +44,14 @@ pub fn build() -> anyhow::Result<PathBuf> {
 }
 
 pub fn agent_path() -> PathBuf {
-    workspace_root().join("target/release/vpn-agent")
+    target_dir().join("release/vpn-agent")
+}
+
+/// Cargo's target folder: CARGO_TARGET_DIR if set, else the workspace's target/.
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"))
 }
 
 /// `cargo xtask run -- ARGS`: build, then become the agent (signals go straight to it).
@@ -58,7 +65,7 @@ pub fn run_agent(args: &[String]) -> anyhow::Result<()> {
 
 /// The eBPF object the last release build embedded (build-script output folders are hashed).
 fn newest_ebpf_object() -> anyhow::Result<PathBuf> {
-    let build_dir = workspace_root().join("target/release/build");
+    let build_dir = target_dir().join("release/build");
     let mut newest: Option<(std::time::SystemTime, PathBuf)> = None;
     for entry in
         std::fs::read_dir(&build_dir).with_context(|| format!("listing {}", build_dir.display()))?

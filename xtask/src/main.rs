@@ -1,5 +1,6 @@
 //! `cargo xtask`: everything needed to go from a fresh clone to a running, tested appliance.
 
+mod bench;
 mod compile;
 mod demo;
 mod lab;
@@ -38,6 +39,9 @@ enum Command {
     /// Build, bring the lab up, load the agent on both routers, send traffic, show the
     /// counters, tear everything down.
     Demo(demo::DemoArgs),
+    /// Throughput and latency of the appliance, strongSwan and plain forwarding on the lab, in
+    /// one run: JSON, Markdown with ratios, SVG chart under <target>/bench.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -49,6 +53,7 @@ fn main() -> std::process::ExitCode {
         Command::Test => suite::run(),
         Command::Lab { command } => lab::run(command),
         Command::Demo(args) => demo::run(&args),
+        Command::Bench(args) => bench::run(&args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -24,6 +24,8 @@ const DEBIAN_PACKAGES: &[&str] = &[
     "bpftool",
     "nftables",
     "iperf3",
+    "linux-perf",
+    "openssl",
     "tcpdump",
     "tshark",
     "strongswan-charon",

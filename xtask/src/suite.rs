@@ -29,5 +29,9 @@ pub fn run() -> anyhow::Result<()> {
 
     step("test: unit and namespace tests");
     checked(cargo(&["test", "--release", "--workspace"]).env("VPN_AGENT_BIN", &agent))?;
+
+    // Every variant for about a second each: the benchmark works and produces every figure.
+    step("test: quick benchmark (smoke test, no thresholds)");
+    crate::bench::smoke(&agent)?;
     Ok(())
 }

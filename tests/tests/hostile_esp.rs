@@ -16,10 +16,11 @@ use vpn_tests::{agent_bin, poll_until};
 
 const PORT: u16 = 9999;
 
-#[test]
-fn hostile_esp_is_dropped_by_reason_and_never_delivered() -> anyhow::Result<()> {
+/// Runs the scapy injector against router-a (tunnel options `extra`) and returns what host-a
+/// received and router-a's status.
+fn inject(extra: &str) -> anyhow::Result<(Vec<String>, vpn_lab::agent::StatusSnapshot)> {
     let lab = Lab::up(LabSpec::default())?;
-    let files = StaticTunnelFiles::write(lab.id(), Encap::Udp, false)?;
+    let files = StaticTunnelFiles::write_with(lab.id(), Encap::Udp, false, extra)?;
     let bin = agent_bin()?;
     let a_cfg = files.router_a.to_string_lossy().into_owned();
     let a = AgentProcess::start_with(&lab, Node::RouterA, &bin, &["--static-tunnels", &a_cfg])?;
@@ -55,13 +56,21 @@ fn hostile_esp_is_dropped_by_reason_and_never_delivered() -> anyhow::Result<()> 
     while let Ok((n, _)) = listener.recv_from(&mut buf) {
         delivered.push(String::from_utf8_lossy(&buf[..n]).into_owned());
     }
-    assert_eq!(delivered, ["INJECT-valid-1000", "INJECT-valid-5000"]);
-
+    // The worker publishes its counters twice a second.
     let status = poll_until(
         Duration::from_secs(5),
         || a.status(),
-        |s| s.worker.as_ref().is_some_and(|w| w.dropped.len() >= 4),
+        |s| s.worker.as_ref().is_some_and(|w| w.dropped.len() >= 3),
     )?;
+    a.stop()?;
+    lab.down()?;
+    Ok((delivered, status))
+}
+
+#[test]
+fn hostile_esp_is_dropped_by_reason_and_never_delivered() -> anyhow::Result<()> {
+    let (delivered, status) = inject("")?;
+    assert_eq!(delivered, ["INJECT-valid-1000", "INJECT-valid-5000"]);
     let w = status.worker.as_ref().expect("worker counters");
     assert_eq!(w.decrypted, 2);
     for reason in ["replayed", "too_old", "bad_icv", "selector_mismatch"] {
@@ -69,7 +78,27 @@ fn hostile_esp_is_dropped_by_reason_and_never_delivered() -> anyhow::Result<()> 
     }
     assert_eq!(w.dropped.len(), 4, "{:?}", w.dropped);
     assert_eq!(status.datapath_events.get("unknown_spi"), Some(&1));
+    Ok(())
+}
 
-    a.stop()?;
-    lab.down()
+/// A route-based tunnel (AWS style) has 0.0.0.0/0 selectors: the same foreign inner source is
+/// accepted, while replays, stale numbers and bad ICVs are still dropped.
+#[test]
+fn route_based_tunnel_accepts_any_inner_source_but_nothing_forged() -> anyhow::Result<()> {
+    let (delivered, status) = inject("route_based = true")?;
+    assert_eq!(
+        delivered,
+        [
+            "INJECT-valid-1000",
+            "INJECT-valid-5000",
+            "INJECT-foreign-src"
+        ]
+    );
+    let w = status.worker.as_ref().expect("worker counters");
+    assert_eq!(w.decrypted, 3);
+    for reason in ["replayed", "too_old", "bad_icv"] {
+        assert_eq!(w.dropped.get(reason), Some(&1), "{reason}: {:?}", w.dropped);
+    }
+    assert_eq!(w.dropped.get("selector_mismatch"), None);
+    Ok(())
 }

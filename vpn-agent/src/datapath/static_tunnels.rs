@@ -7,8 +7,10 @@
 //! local_address = "198.51.100.1"    # outer source: this router's WAN address
 //! peer_address = "198.51.100.2"
 //! encapsulation = "udp"             # "udp" (RFC 3948, port 4500) or "esp" (protocol 50)
-//! local_prefixes = ["10.1.0.0/24"]  # traffic selectors; [] means any (route-based)
+//! local_prefixes = ["10.1.0.0/24"]  # traffic selectors; [] means any
 //! remote_prefixes = ["10.2.0.0/24"] # also the routes into the tunnel
+//! route_based = false               # true: AWS style, the SA's selectors are 0.0.0.0/0 both
+//!                                   # ways and remote_prefixes are only the routes
 //! replay_window = 1024
 //! esn = false                       # 64-bit extended sequence numbers (RFC 4303 2.2.1);
 //!                                   # both ends must agree
@@ -62,6 +64,8 @@ struct TunnelSpec {
     #[serde(default)]
     local_prefixes: Vec<Ipv4Net>,
     remote_prefixes: Vec<Ipv4Net>,
+    #[serde(default)]
+    route_based: bool,
     #[serde(default = "default_replay_window")]
     replay_window: u32,
     #[serde(default)]
@@ -156,6 +160,8 @@ pub struct StaticTunnel {
     pub encapsulation: EncapsulationSpec,
     pub local_prefixes: Vec<Ipv4Net>,
     pub remote_prefixes: Vec<Ipv4Net>,
+    /// Selectors 0.0.0.0/0 both ways; `remote_prefixes` only route traffic into the tunnel.
+    pub route_based: bool,
     pub mtu: u16,
     pub mss: u16,
     pub lifetime: Lifetime,
@@ -263,6 +269,7 @@ fn resolve(spec: TunnelSpec) -> anyhow::Result<StaticTunnel> {
         encapsulation: spec.encapsulation,
         local_prefixes: spec.local_prefixes,
         remote_prefixes: spec.remote_prefixes,
+        route_based: spec.route_based,
         mtu: spec.mtu,
         mss,
         lifetime: spec.lifetime.resolve(),

@@ -46,6 +46,7 @@ struct Shape {
     encapsulation: EncapsulationSpec,
     local_prefixes: Vec<Ipv4Net>,
     remote_prefixes: Vec<Ipv4Net>,
+    route_based: bool,
     mtu: u16,
     mss: u16,
     lifetime: Lifetime,
@@ -59,9 +60,23 @@ impl Shape {
             encapsulation: t.encapsulation,
             local_prefixes: t.local_prefixes.clone(),
             remote_prefixes: t.remote_prefixes.clone(),
+            route_based: t.route_based,
             mtu: t.mtu,
             mss: t.mss,
             lifetime: t.lifetime,
+        }
+    }
+
+    /// The SA's traffic selectors: the prefixes, or 0.0.0.0/0 both ways for a route-based
+    /// tunnel (RFC 7296 2.9; what AWS negotiates), where routing alone picks the tunnel.
+    fn selectors(&self) -> Selectors {
+        if self.route_based {
+            Selectors::default()
+        } else {
+            Selectors {
+                local: self.local_prefixes.clone(),
+                remote: self.remote_prefixes.clone(),
+            }
         }
     }
 
@@ -220,10 +235,7 @@ impl TunnelRuntime {
                 name: name.to_owned(),
                 spi,
                 esp: Box::new(Open(EspInbound::new(params))),
-                selectors: Selectors {
-                    local: shape.local_prefixes.clone(),
-                    remote: shape.remote_prefixes.clone(),
-                },
+                selectors: shape.selectors(),
                 mss: shape.mss,
                 counters: SaCounters::default(),
                 usage: Usage::new(shape.lifetime, Instant::now()),
@@ -272,7 +284,7 @@ impl TunnelRuntime {
     ) -> anyhow::Result<()> {
         // XDP checks one local prefix; with several, the worker's selectors still apply on the
         // way in, and the LAN side accepts any source for this tunnel's routes.
-        let (local_prefix, local_prefix_len) = match shape.local_prefixes.as_slice() {
+        let (local_prefix, local_prefix_len) = match shape.selectors().local.as_slice() {
             [one] => (one.network().octets(), one.prefix_len()),
             _ => ([0; 4], 0),
         };

@@ -210,16 +210,37 @@ impl AgentProcess {
 
 impl Drop for AgentProcess {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-            // Killed (a test failed, or no clean stop was asked for): print the log for the
-            // post-mortem, then remove it like a clean stop does.
-            if std::thread::panicking() {
-                eprintln!("vpn-agent log of {}:\n{}", self.instance, self.log());
-            }
-            let _ = std::fs::remove_file(&self.log_path);
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        // Not stopped on purpose (a test failed half-way): ask it to stop cleanly first, so it
+        // detaches and unpins; kill it only if it does not.
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        while Instant::now() < deadline && matches!(child.try_wait(), Ok(None)) {
+            std::thread::sleep(Duration::from_millis(50));
         }
+        let _ = child.kill();
+        let _ = child.wait();
+        remove_instance_state(&self.instance);
+        if std::thread::panicking() {
+            eprintln!("vpn-agent log of {}:\n{}", self.instance, self.log());
+        }
+        let _ = std::fs::remove_file(&self.log_path);
+    }
+}
+
+/// Removes what an agent instance leaves behind if it could not clean up itself (it was
+/// killed): its pinned maps and its state files. Paths as in vpn-agent's `instance` module.
+fn remove_instance_state(instance: &str) {
+    let _ = std::fs::remove_dir_all(Path::new("/sys/fs/bpf/vpn-appliance").join(instance));
+    for suffix in ["json", "worker.json", "system.json"] {
+        let _ = std::fs::remove_file(
+            Path::new("/run/vpn-appliance").join(format!("{instance}.{suffix}")),
+        );
     }
 }
 

@@ -2,6 +2,7 @@
 
 mod bpffs;
 mod cli;
+mod control;
 mod datapath;
 mod instance;
 mod run;

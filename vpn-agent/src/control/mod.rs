@@ -1,0 +1,3 @@
+//! The control plane: what drives the IKE engine.
+
+pub mod peer_config;

@@ -182,6 +182,34 @@ impl StaticTunnelFiles {
         )
     }
 
+    /// Starts `vpn-agent --static-tunnels` on a router with its file from this pair.
+    pub fn start_agent(
+        &self,
+        lab: &crate::Lab,
+        router: crate::Node,
+        agent_bin: &Path,
+    ) -> anyhow::Result<crate::AgentProcess> {
+        let file = match router {
+            crate::Node::RouterA => &self.router_a,
+            crate::Node::RouterB => &self.router_b,
+            other => anyhow::bail!("{} runs no agent", other.name()),
+        };
+        let file = file.to_string_lossy();
+        crate::AgentProcess::start_with(lab, router, agent_bin, &["--static-tunnels", &file])
+    }
+
+    /// Starts the agents on both routers.
+    pub fn start_agents(
+        &self,
+        lab: &crate::Lab,
+        agent_bin: &Path,
+    ) -> anyhow::Result<(crate::AgentProcess, crate::AgentProcess)> {
+        Ok((
+            self.start_agent(lab, crate::Node::RouterA, agent_bin)?,
+            self.start_agent(lab, crate::Node::RouterB, agent_bin)?,
+        ))
+    }
+
     /// SPIs of the SAs a rollover introduces (the old ones plus 0x100).
     pub fn rolled_spis(&self) -> (u32, u32) {
         (self.spi_a_to_b + 0x100, self.spi_b_to_a + 0x100)

@@ -9,7 +9,7 @@ use std::{
 };
 
 use vpn_lab::{
-    AgentProcess, Lab, LabSpec, Node, addr,
+    Lab, LabSpec, Node, addr,
     static_tunnel::{Encap, StaticTunnelFiles},
 };
 use vpn_tests::{agent_bin, poll_until};
@@ -21,9 +21,7 @@ const PORT: u16 = 9999;
 fn inject(extra: &str) -> anyhow::Result<(Vec<String>, vpn_lab::agent::StatusSnapshot)> {
     let lab = Lab::up(LabSpec::default())?;
     let files = StaticTunnelFiles::write_with(lab.id(), Encap::Udp, false, extra)?;
-    let bin = agent_bin()?;
-    let a_cfg = files.router_a.to_string_lossy().into_owned();
-    let a = AgentProcess::start_with(&lab, Node::RouterA, &bin, &["--static-tunnels", &a_cfg])?;
+    let a = files.start_agent(&lab, Node::RouterA, &agent_bin()?)?;
 
     let listener = lab.run_in(Node::HostA, || {
         let socket = UdpSocket::bind(SocketAddrV4::new(addr::HOST_A, PORT))?;

@@ -32,14 +32,10 @@ fn start(
     b_files: Option<&StaticTunnelFiles>,
 ) -> anyhow::Result<Tunnel> {
     let bin = agent_bin()?;
-    let a_cfg = files.router_a.to_string_lossy().into_owned();
-    let b_cfg = b_files
+    let a = files.start_agent(lab, Node::RouterA, &bin)?;
+    let b = b_files
         .unwrap_or(&files)
-        .router_b
-        .to_string_lossy()
-        .into_owned();
-    let a = AgentProcess::start_with(lab, Node::RouterA, &bin, &["--static-tunnels", &a_cfg])?;
-    let b = AgentProcess::start_with(lab, Node::RouterB, &bin, &["--static-tunnels", &b_cfg])?;
+        .start_agent(lab, Node::RouterB, &bin)?;
     Ok(Tunnel {
         a,
         b,

@@ -10,7 +10,7 @@ use std::{
 
 use anyhow::{Context as _, bail};
 use vpn_lab::{
-    AgentProcess, Lab, LabSpec, Node, addr,
+    Lab, LabSpec, Node, addr,
     static_tunnel::{Encap, StaticTunnelFiles},
     traffic,
 };
@@ -81,13 +81,7 @@ fn esp_sa(src: &str, dst: &str, spi: u32, keymat_hex: &str) -> String {
 fn wan_capture_decrypts_with_tshark_and_carries_no_plaintext() -> anyhow::Result<()> {
     let lab = Lab::up(LabSpec { nat: true })?;
     let files = StaticTunnelFiles::write(lab.id(), Encap::Udp, true)?;
-    let bin = agent_bin()?;
-    let (a_cfg, b_cfg) = (
-        files.router_a.to_string_lossy().into_owned(),
-        files.router_b.to_string_lossy().into_owned(),
-    );
-    let a = AgentProcess::start_with(&lab, Node::RouterA, &bin, &["--static-tunnels", &a_cfg])?;
-    let b = AgentProcess::start_with(&lab, Node::RouterB, &bin, &["--static-tunnels", &b_cfg])?;
+    let (a, b) = files.start_agents(&lab, &agent_bin()?)?;
     let dir = tempfile::tempdir()?;
     let pcap = dir.path().join("internet.pcap");
 
@@ -173,13 +167,7 @@ fn wan_capture_decrypts_with_tshark_and_carries_no_plaintext() -> anyhow::Result
 fn tcp_syns_carry_the_clamped_mss_on_both_sites() -> anyhow::Result<()> {
     let lab = Lab::up(LabSpec::default())?;
     let files = StaticTunnelFiles::write(lab.id(), Encap::Esp, false)?;
-    let bin = agent_bin()?;
-    let (a_cfg, b_cfg) = (
-        files.router_a.to_string_lossy().into_owned(),
-        files.router_b.to_string_lossy().into_owned(),
-    );
-    let a = AgentProcess::start_with(&lab, Node::RouterA, &bin, &["--static-tunnels", &a_cfg])?;
-    let b = AgentProcess::start_with(&lab, Node::RouterB, &bin, &["--static-tunnels", &b_cfg])?;
+    let (a, b) = files.start_agents(&lab, &agent_bin()?)?;
     let dir = tempfile::tempdir()?;
     let (at_a, at_b) = (
         dir.path().join("site-a.pcap"),

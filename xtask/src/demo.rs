@@ -4,7 +4,7 @@ use std::{net::SocketAddrV4, time::Duration};
 
 use anyhow::{Context as _, bail};
 use vpn_lab::{
-    AgentProcess, Lab, LabSpec, Node, addr,
+    Lab, LabSpec, Node, addr,
     registry::teardown_owned_by_current,
     static_tunnel::{Encap, StaticTunnelFiles},
     traffic::{self, IKE_NATT_PORT, IKE_PORT},
@@ -41,20 +41,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     step("demo: agents on router-a and router-b, with a static-key ESP-in-UDP tunnel");
     // Static keys until the IKE control plane drives the datapath; fresh random keys per run.
     let tunnel = StaticTunnelFiles::write(lab.id(), Encap::Udp, args.nat)?;
-    let a_cfg = tunnel.router_a.to_string_lossy().into_owned();
-    let b_cfg = tunnel.router_b.to_string_lossy().into_owned();
-    let agent_a = AgentProcess::start_with(
-        &lab,
-        Node::RouterA,
-        &agent_bin,
-        &["--static-tunnels", &a_cfg],
-    )?;
-    let agent_b = AgentProcess::start_with(
-        &lab,
-        Node::RouterB,
-        &agent_bin,
-        &["--static-tunnels", &b_cfg],
-    )?;
+    let (agent_a, agent_b) = tunnel.start_agents(&lab, &agent_bin)?;
     println!(
         "agents running: {} and {}",
         agent_a.instance(),

@@ -1,0 +1,385 @@
+//! CHILD_SAs negotiated by the IKE engine, turned into what the datapath installs: per tunnel,
+//! the newest CHILD_SA's outbound SA and the inbound SAs of every CHILD_SA still alive (two
+//! while a rekey overlaps, RFC 7296 2.8), which `TunnelRuntime::apply` installs
+//! make-before-break.
+
+// Wired into the IKE driver next.
+#![allow(dead_code)]
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use ipnet::Ipv4Net;
+use vpn_esp::{AeadKey, ReplayWindowSize, SaParams, Salt, Spi, TunnelEndpoints, UdpEncap};
+use vpn_ike::{ChildSaInstalled, config::TrafficSelector};
+use vpn_ike_crypto::{ike_cipher::EncrAlgorithm, keys::EspKeys};
+
+use crate::datapath::{
+    sa_table::Lifetime,
+    static_tunnels::{EncapsulationSpec, StaticTunnel},
+};
+
+/// Why a negotiated CHILD_SA cannot go into the datapath.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ChildSaError {
+    #[error("tunnel `{tunnel}`: the datapath does ESP with AES-GCM-16 only, not {algorithm}")]
+    NotAesGcm { tunnel: String, algorithm: String },
+    #[error("tunnel `{tunnel}`: the datapath does IPv4 outer addresses only")]
+    NotIpv4 { tunnel: String },
+    #[error("tunnel `{tunnel}`: traffic selector {start}-{end} is not one IPv4 prefix")]
+    SelectorNotPrefix {
+        tunnel: String,
+        start: IpAddr,
+        end: IpAddr,
+    },
+    #[error("tunnel `{tunnel}`: {what}")]
+    Invalid { tunnel: String, what: String },
+}
+
+/// What the configuration says about a tunnel's datapath, beside what IKE negotiates.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TunnelSettings {
+    pub name: String,
+    /// Routes into the tunnel when its selectors are 0.0.0.0/0 (route-based, AWS style).
+    pub routes: Vec<Ipv4Net>,
+    pub mtu: u16,
+    pub mss: u16,
+}
+
+/// One negotiated CHILD_SA, ready for the datapath.
+struct Child {
+    spi_in: u32,
+    spi_out: u32,
+    local: Ipv4Addr,
+    peer: Ipv4Addr,
+    udp: bool,
+    local_ts: Vec<Ipv4Net>,
+    remote_ts: Vec<Ipv4Net>,
+    inbound: SaParams,
+    outbound: SaParams,
+}
+
+/// The CHILD_SAs of one tunnel.
+pub struct TunnelSas {
+    settings: TunnelSettings,
+    /// Oldest first; the last one sends.
+    children: Vec<Child>,
+}
+
+impl TunnelSas {
+    pub fn new(settings: TunnelSettings) -> Self {
+        TunnelSas {
+            settings,
+            children: Vec::new(),
+        }
+    }
+
+    /// A CHILD_SA was installed (new, or a rekey's replacement: it sends from now on; the SA it
+    /// replaces stays accepted until it is deleted).
+    pub fn installed(&mut self, child: &ChildSaInstalled) -> Result<(), ChildSaError> {
+        let name = &self.settings.name;
+        let ipv4 = |ip: IpAddr| match ip {
+            IpAddr::V4(v4) => Ok(v4),
+            IpAddr::V6(_) => Err(ChildSaError::NotIpv4 {
+                tunnel: name.clone(),
+            }),
+        };
+        let local = ipv4(child.local_addr.ip())?;
+        let peer = ipv4(child.remote_addr.ip())?;
+        let encap = child.udp_encap.map(|u| (u.local_port, u.remote_port));
+        let outbound = esp_params(
+            name,
+            child,
+            &child.keys_out,
+            child.spi_out,
+            (local, peer),
+            encap,
+        )?;
+        // Inbound packets come from the peer's port to ours.
+        let inbound = esp_params(
+            name,
+            child,
+            &child.keys_in,
+            child.spi_in,
+            (peer, local),
+            encap.map(|(l, r)| (r, l)),
+        )?;
+        self.children.retain(|c| c.spi_in != child.spi_in);
+        self.children.push(Child {
+            spi_in: child.spi_in,
+            spi_out: child.spi_out,
+            local,
+            peer,
+            udp: encap.is_some(),
+            local_ts: prefixes(name, &child.local_ts)?,
+            remote_ts: prefixes(name, &child.remote_ts)?,
+            inbound,
+            outbound,
+        });
+        Ok(())
+    }
+
+    /// A CHILD_SA was deleted (rekeyed away, or closed).
+    pub fn deleted(&mut self, spi_in: u32) {
+        self.children.retain(|c| c.spi_in != spi_in);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.children.is_empty()
+    }
+
+    /// The tunnel as the datapath should run it now; `None` without a CHILD_SA.
+    pub fn wanted(&self) -> Option<StaticTunnel> {
+        let newest = self.children.last()?;
+        let any = Ipv4Net::default();
+        let route_based = newest.remote_ts.contains(&any);
+        let remote_prefixes = if route_based {
+            self.settings.routes.clone()
+        } else {
+            newest.remote_ts.clone()
+        };
+        Some(StaticTunnel {
+            name: self.settings.name.clone(),
+            local_address: newest.local,
+            peer_address: newest.peer,
+            encapsulation: if newest.udp {
+                EncapsulationSpec::Udp
+            } else {
+                EncapsulationSpec::Esp
+            },
+            local_prefixes: if route_based {
+                Vec::new()
+            } else {
+                newest.local_ts.clone()
+            },
+            remote_prefixes,
+            route_based,
+            mtu: self.settings.mtu,
+            mss: self.settings.mss,
+            // The IKE engine rekeys before, and deletes at, the CHILD_SA's lifetime.
+            lifetime: Lifetime::default(),
+            outbound: newest.outbound.clone(),
+            inbound: self.children.iter().map(|c| c.inbound.clone()).collect(),
+        })
+    }
+
+    pub fn spis(&self) -> Vec<(u32, u32)> {
+        self.children
+            .iter()
+            .map(|c| (c.spi_in, c.spi_out))
+            .collect()
+    }
+}
+
+fn esp_params(
+    tunnel: &str,
+    child: &ChildSaInstalled,
+    keys: &EspKeys,
+    spi: u32,
+    (from, to): (Ipv4Addr, Ipv4Addr),
+    udp: Option<(u16, u16)>,
+) -> Result<SaParams, ChildSaError> {
+    let invalid = |what: String| ChildSaError::Invalid {
+        tunnel: tunnel.to_owned(),
+        what,
+    };
+    match (child.suite.encr, child.suite.integ) {
+        (
+            EncrAlgorithm::AesGcm16_128 | EncrAlgorithm::AesGcm16_192 | EncrAlgorithm::AesGcm16_256,
+            None,
+        ) => {}
+        (encr, _) => {
+            return Err(ChildSaError::NotAesGcm {
+                tunnel: tunnel.to_owned(),
+                algorithm: format!("{encr:?}"),
+            });
+        }
+    }
+    let key = AeadKey::new(keys.encr_key.as_bytes()).map_err(|e| invalid(format!("key: {e}")))?;
+    let salt: [u8; 4] = keys
+        .salt
+        .as_bytes()
+        .try_into()
+        .map_err(|_| invalid("the AES-GCM salt is not 4 bytes".into()))?;
+    let spi = Spi::new(spi).map_err(|e| invalid(format!("SPI: {e}")))?;
+    let ends = TunnelEndpoints::new(IpAddr::V4(from), IpAddr::V4(to))
+        .map_err(|e| invalid(format!("addresses: {e}")))?;
+    let mut params = SaParams::new(spi, key, Salt::new(salt), ends);
+    params.esn = child.esn;
+    params.replay_window = ReplayWindowSize::new(child.replay_window)
+        .map_err(|e| invalid(format!("replay window: {e}")))?;
+    params.udp_encap = match udp {
+        Some((src, dst)) => {
+            Some(UdpEncap::new(src, dst).map_err(|e| invalid(format!("UDP encapsulation: {e}")))?)
+        }
+        None => None,
+    };
+    Ok(params)
+}
+
+/// Traffic selectors as prefixes; each address range must be exactly one IPv4 prefix (what
+/// site-to-site peers negotiate; port or protocol limits are not enforced by the datapath).
+fn prefixes(tunnel: &str, selectors: &[TrafficSelector]) -> Result<Vec<Ipv4Net>, ChildSaError> {
+    selectors
+        .iter()
+        .map(|ts| {
+            let not_prefix = || ChildSaError::SelectorNotPrefix {
+                tunnel: tunnel.to_owned(),
+                start: ts.start,
+                end: ts.end,
+            };
+            let (IpAddr::V4(start), IpAddr::V4(end)) = (ts.start, ts.end) else {
+                return Err(not_prefix());
+            };
+            let (s, e) = (u32::from(start), u32::from(end));
+            let hosts = e.wrapping_sub(s).wrapping_add(1);
+            let len = if s == 0 && e == u32::MAX {
+                0
+            } else if e >= s && hosts.is_power_of_two() && s % hosts == 0 {
+                32 - hosts.trailing_zeros() as u8
+            } else {
+                return Err(not_prefix());
+            };
+            Ipv4Net::new(start, len).map_err(|_| not_prefix())
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use vpn_ike::{codec::Spi as IkeSpi, events::UdpEncap as IkeUdp};
+    use vpn_ike_crypto::{keys::EspSuite, secret::SecretBytes};
+
+    use super::*;
+
+    fn ts(start: [u8; 4], end: [u8; 4]) -> TrafficSelector {
+        TrafficSelector {
+            protocol: 0,
+            start_port: 0,
+            end_port: u16::MAX,
+            start: IpAddr::from(start),
+            end: IpAddr::from(end),
+        }
+    }
+
+    fn keys(byte: u8) -> EspKeys {
+        EspKeys {
+            encr_key: SecretBytes::new(vec![byte; 32]),
+            salt: SecretBytes::new(vec![byte; 4]),
+            integ_key: SecretBytes::new(Vec::new()),
+        }
+    }
+
+    fn child(spi_in: u32, spi_out: u32, remote_ts: TrafficSelector) -> ChildSaInstalled {
+        let now = Instant::now();
+        ChildSaInstalled {
+            ike_spis: (IkeSpi([1; 8]), IkeSpi([2; 8])),
+            spi_in,
+            spi_out,
+            keys_in: keys(1),
+            keys_out: keys(2),
+            suite: EspSuite {
+                encr: EncrAlgorithm::AesGcm16_256,
+                integ: None,
+            },
+            esn: false,
+            local_ts: vec![ts([10, 1, 0, 0], [10, 1, 0, 255])],
+            remote_ts: vec![remote_ts],
+            local_addr: "198.51.100.1:4500".parse().unwrap(),
+            remote_addr: "198.51.100.2:4500".parse().unwrap(),
+            udp_encap: Some(IkeUdp {
+                local_port: 4500,
+                remote_port: 4500,
+            }),
+            replay_window: 1024,
+            rekey_at: now + Duration::from_secs(3000),
+            expire_at: now + Duration::from_secs(3600),
+            rekeyed_from: None,
+        }
+    }
+
+    fn settings() -> TunnelSettings {
+        TunnelSettings {
+            name: "aws-t1".into(),
+            routes: vec!["10.0.0.0/16".parse().unwrap()],
+            mtu: 1399,
+            mss: 1379,
+        }
+    }
+
+    #[test]
+    fn a_policy_child_sa_becomes_a_tunnel_with_its_selectors() {
+        let mut sas = TunnelSas::new(settings());
+        sas.installed(&child(0x100, 0x200, ts([10, 2, 0, 0], [10, 2, 0, 255])))
+            .unwrap();
+        let t = sas.wanted().unwrap();
+        assert!(!t.route_based);
+        assert_eq!(
+            t.local_prefixes,
+            ["10.1.0.0/24".parse::<Ipv4Net>().unwrap()]
+        );
+        assert_eq!(
+            t.remote_prefixes,
+            ["10.2.0.0/24".parse::<Ipv4Net>().unwrap()]
+        );
+        assert_eq!(t.encapsulation, EncapsulationSpec::Udp);
+        assert_eq!(t.outbound.spi.get(), 0x200);
+        assert_eq!(t.inbound.len(), 1);
+        assert_eq!(t.inbound[0].spi.get(), 0x100);
+        // Outbound seals local -> peer with the outbound keys; inbound the other way.
+        assert_eq!(t.outbound.key.expose(), &[2; 32]);
+        assert_eq!(t.inbound[0].key.expose(), &[1; 32]);
+        assert_eq!(t.mtu, 1399);
+    }
+
+    #[test]
+    fn route_based_child_sas_use_the_configured_routes() {
+        let mut sas = TunnelSas::new(settings());
+        sas.installed(&child(0x100, 0x200, TrafficSelector::any_v4()))
+            .unwrap();
+        let t = sas.wanted().unwrap();
+        assert!(t.route_based);
+        assert_eq!(t.remote_prefixes, settings().routes);
+        assert!(t.local_prefixes.is_empty());
+    }
+
+    #[test]
+    fn a_rekey_overlaps_then_the_old_sa_goes() {
+        let mut sas = TunnelSas::new(settings());
+        let remote = ts([10, 2, 0, 0], [10, 2, 0, 255]);
+        sas.installed(&child(0x100, 0x200, remote)).unwrap();
+        let mut new = child(0x101, 0x201, remote);
+        new.rekeyed_from = Some(0x100);
+        sas.installed(&new).unwrap();
+        let t = sas.wanted().unwrap();
+        assert_eq!(t.outbound.spi.get(), 0x201, "the new SA sends");
+        let spis: Vec<u32> = t.inbound.iter().map(|p| p.spi.get()).collect();
+        assert_eq!(spis, [0x100, 0x101], "both are accepted while they overlap");
+        sas.deleted(0x100);
+        let t = sas.wanted().unwrap();
+        assert_eq!(t.inbound.len(), 1);
+        sas.deleted(0x101);
+        assert!(sas.wanted().is_none());
+    }
+
+    #[test]
+    fn what_the_datapath_cannot_carry_is_refused() {
+        let mut sas = TunnelSas::new(settings());
+        let mut cbc = child(0x100, 0x200, TrafficSelector::any_v4());
+        cbc.suite = EspSuite {
+            encr: EncrAlgorithm::AesCbc256,
+            integ: Some(vpn_ike_crypto::ike_cipher::IntegAlgorithm::HmacSha256_128),
+        };
+        assert!(matches!(
+            sas.installed(&cbc),
+            Err(ChildSaError::NotAesGcm { .. })
+        ));
+        let odd = child(0x100, 0x200, ts([10, 2, 0, 1], [10, 2, 0, 200]));
+        assert!(matches!(
+            sas.installed(&odd),
+            Err(ChildSaError::SelectorNotPrefix { .. })
+        ));
+        assert!(sas.is_empty());
+    }
+}

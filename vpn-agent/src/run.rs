@@ -7,6 +7,7 @@ use vpn_common::InterfaceRole;
 use crate::{
     bpffs,
     cli::RunArgs,
+    control::ike_tunnels::IkeTunnels,
     datapath::{
         loader::{AttachRequest, Datapath, remove_pins},
         static_tunnels,
@@ -98,7 +99,9 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
             return Err(err);
         }
     };
-    let tunnels = if static_tunnels.is_empty() {
+    let ike_wanted = config.as_ref().is_some_and(|c| !c.tunnels.is_empty());
+    let mut static_wanted = static_tunnels.clone();
+    let tunnels = if static_tunnels.is_empty() && !ike_wanted {
         None
     } else {
         match TunnelRuntime::start(&mut datapath, static_tunnels) {
@@ -108,6 +111,24 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
                 return Err(err);
             }
         }
+    };
+    // IKE runs on the WAN address; negotiated CHILD SAs join the static tunnels in the datapath.
+    let mut ike = match (config.as_ref(), &tunnels) {
+        (Some(config), Some(_)) if ike_wanted => {
+            let started =
+                wan_ipv4(&requests[0].ifname).and_then(|wan| IkeTunnels::start(config, wan));
+            match started {
+                Ok(ike) => ike,
+                Err(err) => {
+                    if let Some(tunnels) = tunnels {
+                        tunnels.stop();
+                    }
+                    datapath.shutdown()?;
+                    return Err(err.context("starting IKE"));
+                }
+            }
+        }
+        _ => None,
     };
     let state = RuntimeState {
         instance: name.to_string(),
@@ -148,6 +169,11 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     let signal = signals.wait(|occasion| match occasion {
         Occasion::Tick => {
             if let Some(tunnels) = tunnels.as_mut() {
+                if let Some(ike) = ike.as_mut()
+                    && ike.poll()
+                {
+                    apply(tunnels, &static_wanted, ike.wanted());
+                }
                 tunnels.expire(std::time::Instant::now());
                 if let Err(err) = write_private_json(&worker_file, &tunnels.report()) {
                     tracing::warn!(error = %err, "could not publish worker counters");
@@ -168,12 +194,19 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
             }
         }
         Occasion::Reload => {
-            if let Some(tunnels) = tunnels.as_mut() {
-                reload(tunnels, args.static_tunnels.as_deref());
+            if let Some(tunnels) = tunnels.as_mut()
+                && let Some(new) = reload(args.static_tunnels.as_deref())
+            {
+                static_wanted = new;
+                let negotiated = ike.as_ref().map(IkeTunnels::wanted).unwrap_or_default();
+                apply(tunnels, &static_wanted, negotiated);
             }
         }
     });
     tracing::info!(instance = %name, signal = ?signal, "stopping");
+    if let Some(ike) = ike.take() {
+        ike.stop();
+    }
     if let Some(tunnels) = tunnels {
         tunnels.stop();
     }
@@ -203,23 +236,44 @@ enum Occasion {
     Reload,
 }
 
-/// SIGHUP: re-reads the static tunnels and applies the difference. A file with errors changes
-/// nothing: what runs keeps running.
-fn reload(tunnels: &mut TunnelRuntime, path: Option<&std::path::Path>) {
-    let Some(path) = path else {
-        return;
-    };
+/// SIGHUP: re-reads the static tunnels. A file with errors changes nothing: what runs keeps
+/// running.
+fn reload(path: Option<&std::path::Path>) -> Option<Vec<static_tunnels::StaticTunnel>> {
+    let path = path?;
     tracing::info!(file = %path.display(), "reloading static tunnels");
-    let wanted = match static_tunnels::load(path) {
-        Ok(wanted) => wanted,
+    match static_tunnels::load(path) {
+        Ok(wanted) => Some(wanted),
         Err(err) => {
             tracing::error!(error = %format!("{err:#}"), "reload refused; the running tunnels are unchanged");
-            return;
+            None
         }
-    };
-    if let Err(err) = tunnels.apply(wanted, std::time::Instant::now()) {
-        tracing::error!(error = %format!("{err:#}"), "reload applied only in part");
     }
+}
+
+/// Brings the datapath to the static tunnels plus the ones IKE negotiated.
+fn apply(
+    tunnels: &mut TunnelRuntime,
+    static_wanted: &[static_tunnels::StaticTunnel],
+    negotiated: Vec<static_tunnels::StaticTunnel>,
+) {
+    let mut wanted = static_wanted.to_vec();
+    wanted.extend(negotiated);
+    if let Err(err) = tunnels.apply(wanted, std::time::Instant::now()) {
+        tracing::error!(error = %format!("{err:#}"), "tunnel changes applied only in part");
+    }
+}
+
+/// The first IPv4 address of interface `ifname`.
+fn wan_ipv4(ifname: &str) -> anyhow::Result<std::net::Ipv4Addr> {
+    let addrs = nix::ifaddrs::getifaddrs().context("listing interface addresses")?;
+    for ifa in addrs {
+        if ifa.interface_name == ifname
+            && let Some(sin) = ifa.address.as_ref().and_then(|a| a.as_sockaddr_in())
+        {
+            return Ok(sin.ip());
+        }
+    }
+    bail!("interface {ifname} has no IPv4 address for IKE")
 }
 
 /// Waits for SIGINT or SIGTERM. The handlers are installed before the datapath is loaded, so

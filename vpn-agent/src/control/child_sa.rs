@@ -3,9 +3,6 @@
 //! while a rekey overlaps, RFC 7296 2.8), which `TunnelRuntime::apply` installs
 //! make-before-break.
 
-// Wired into the IKE driver next.
-#![allow(dead_code)]
-
 use std::net::{IpAddr, Ipv4Addr};
 
 use ipnet::Ipv4Net;
@@ -121,10 +118,6 @@ impl TunnelSas {
     /// A CHILD_SA was deleted (rekeyed away, or closed).
     pub fn deleted(&mut self, spi_in: u32) {
         self.children.retain(|c| c.spi_in != spi_in);
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.children.is_empty()
     }
 
     /// The tunnel as the datapath should run it now; `None` without a CHILD_SA.
@@ -380,6 +373,6 @@ mod tests {
             sas.installed(&odd),
             Err(ChildSaError::SelectorNotPrefix { .. })
         ));
-        assert!(sas.is_empty());
+        assert!(sas.wanted().is_none());
     }
 }

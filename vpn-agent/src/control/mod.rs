@@ -1,4 +1,6 @@
 //! The control plane: what drives the IKE engine.
 
 pub mod child_sa;
+pub mod ike_driver;
+pub mod ike_tunnels;
 pub mod peer_config;

@@ -153,6 +153,7 @@ const TCP_IP_HEADERS: u16 = 40;
 const MIN_MTU: u16 = 576;
 
 /// One static tunnel, its keys loaded.
+#[derive(Clone)]
 pub struct StaticTunnel {
     pub name: String,
     pub local_address: Ipv4Addr,

@@ -1,0 +1,251 @@
+//! The IKE engine's I/O: UDP sockets on ports 500 and 4500 of the WAN address, the engine's
+//! timers, and its events handed to the agent's main loop. The engine itself (vpn-ike) is
+//! sans-IO; this thread is the only place it meets the network and the clock.
+
+use std::{
+    collections::BTreeMap,
+    net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket},
+    os::fd::AsRawFd as _,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+        mpsc,
+    },
+    thread::JoinHandle,
+    time::{Duration, Instant},
+};
+
+use anyhow::Context as _;
+use vpn_config::Startup;
+use vpn_ike::{ChildSaInstalled, Event, Listener, Transmit, codec::Spi};
+
+use super::peer_config::TunnelPeer;
+
+/// The longest the thread sleeps without looking at the stop flag.
+const IDLE: Duration = Duration::from_millis(50);
+
+/// What the engine tells the datapath, by tunnel name.
+#[derive(Debug)]
+pub enum DriverEvent {
+    Installed {
+        tunnel: String,
+        child: Box<ChildSaInstalled>,
+    },
+    Deleted {
+        tunnel: String,
+        spi_in: u32,
+    },
+    /// The IKE SA is gone: every CHILD_SA of the tunnel with it.
+    Down {
+        tunnel: String,
+        reason: String,
+    },
+}
+
+pub struct IkeDriver {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+    pub events: mpsc::Receiver<DriverEvent>,
+}
+
+/// The system's random generator, for the engine (nonces, SPIs, DH keys).
+struct OsRng(std::fs::File);
+
+impl rand_core::TryRng for OsRng {
+    type Error = std::convert::Infallible;
+    fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
+        let mut b = [0; 4];
+        self.try_fill_bytes(&mut b)?;
+        Ok(u32::from_le_bytes(b))
+    }
+    fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
+        let mut b = [0; 8];
+        self.try_fill_bytes(&mut b)?;
+        Ok(u64::from_le_bytes(b))
+    }
+    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Self::Error> {
+        use std::io::Read as _;
+        // Without randomness no nonce or key may be made: stopping is the only safe answer.
+        #[allow(clippy::expect_used)]
+        self.0
+            .read_exact(dst)
+            .expect("reading /dev/urandom for IKE nonces and keys");
+        Ok(())
+    }
+}
+
+impl rand_core::TryCryptoRng for OsRng {}
+
+impl IkeDriver {
+    pub fn start(wan: Ipv4Addr, peers: Vec<TunnelPeer>) -> anyhow::Result<Self> {
+        let ike = UdpSocket::bind((wan, 500)).with_context(|| format!("binding {wan}:500"))?;
+        let nat_t = UdpSocket::bind((wan, 4500)).with_context(|| format!("binding {wan}:4500"))?;
+        for s in [&ike, &nat_t] {
+            s.set_nonblocking(true)?;
+        }
+        let rng = OsRng(std::fs::File::open("/dev/urandom").context("opening /dev/urandom")?);
+        let names: BTreeMap<IpAddr, String> = peers
+            .iter()
+            .map(|p| (p.config.remote_addr.ip(), p.tunnel.clone()))
+            .collect();
+        let mut listener = Listener::new(peers.iter().map(|p| p.config.clone()).collect(), rng)
+            .context("configuring the IKE engine")?;
+        let now = Instant::now();
+        for peer in peers.iter().filter(|p| p.startup == Startup::Initiate) {
+            listener
+                .connect(now, peer.config.clone())
+                .with_context(|| format!("initiating tunnel {}", peer.tunnel))?;
+            tracing::info!(tunnel = %peer.tunnel, peer = %peer.config.remote_addr, "initiating IKE");
+        }
+        let (sender, events) = mpsc::channel();
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let thread = std::thread::Builder::new()
+            .name("ike".into())
+            .spawn(move || {
+                let mut io = Io {
+                    ike,
+                    nat_t,
+                    listener,
+                    names,
+                    spis: BTreeMap::new(),
+                    sender,
+                };
+                while !flag.load(Ordering::Relaxed) {
+                    io.turn();
+                }
+            })
+            .context("starting the IKE thread")?;
+        Ok(IkeDriver {
+            stop,
+            thread: Some(thread),
+            events,
+        })
+    }
+
+    pub fn stop(mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+struct Io {
+    ike: UdpSocket,
+    nat_t: UdpSocket,
+    listener: Listener<OsRng>,
+    /// Peer address -> tunnel name.
+    names: BTreeMap<IpAddr, String>,
+    /// Our IKE SPI -> tunnel name, learnt from the events that carry the peer's address.
+    spis: BTreeMap<[u8; 8], String>,
+    sender: mpsc::Sender<DriverEvent>,
+}
+
+impl Io {
+    /// Waits for a datagram or the next timer, then lets the engine act on what came.
+    fn turn(&mut self) {
+        let now = Instant::now();
+        let wait = self
+            .listener
+            .poll_timeout()
+            .map(|at| at.saturating_duration_since(now))
+            .unwrap_or(IDLE)
+            .min(IDLE);
+        let mut fds = [
+            libc::pollfd {
+                fd: self.ike.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: self.nat_t.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        // SAFETY: a valid array of two pollfd.
+        unsafe { libc::poll(fds.as_mut_ptr(), 2, wait.as_millis() as libc::c_int) };
+
+        let mut buf = vec![0u8; 65_535];
+        for socket in [&self.ike, &self.nat_t] {
+            let Ok(to) = socket.local_addr() else {
+                continue;
+            };
+            while let Ok((n, from)) = socket.recv_from(&mut buf) {
+                self.listener
+                    .handle_datagram(Instant::now(), from, to, &buf[..n]);
+            }
+        }
+        self.listener.handle_timeout(Instant::now());
+        while let Some(t) = self.listener.poll_transmit() {
+            self.send(&t);
+        }
+        while let Some(e) = self.listener.poll_event() {
+            self.forward(e.local_spi, e.event);
+        }
+    }
+
+    fn send(&self, t: &Transmit) {
+        let socket = if t.from.port() == 4500 {
+            &self.nat_t
+        } else {
+            &self.ike
+        };
+        if let Err(err) = socket.send_to(&t.datagram(), t.to) {
+            tracing::warn!(to = %t.to, error = %err, "sending an IKE message");
+        }
+    }
+
+    fn tunnel_of(&mut self, spi: Spi, peer: Option<SocketAddr>) -> Option<String> {
+        if let Some(name) = peer.and_then(|p| self.names.get(&p.ip())).cloned() {
+            self.spis.insert(spi.0, name.clone());
+            return Some(name);
+        }
+        self.spis.get(&spi.0).cloned()
+    }
+
+    fn forward(&mut self, spi: Spi, event: Event) {
+        let event = match event {
+            Event::IkeSaEstablished { remote_addr, .. } => {
+                if let Some(tunnel) = self.tunnel_of(spi, Some(remote_addr)) {
+                    tracing::info!(%tunnel, peer = %remote_addr, "IKE SA established");
+                }
+                return;
+            }
+            Event::ChildSaInstalled(child) => {
+                let Some(tunnel) = self.tunnel_of(spi, Some(child.remote_addr)) else {
+                    return;
+                };
+                tracing::info!(
+                    %tunnel,
+                    spi_in = format_args!("{:#010x}", child.spi_in),
+                    spi_out = format_args!("{:#010x}", child.spi_out),
+                    "CHILD SA negotiated"
+                );
+                DriverEvent::Installed { tunnel, child }
+            }
+            Event::ChildSaDeleted { spi_in, .. } => {
+                let Some(tunnel) = self.tunnel_of(spi, None) else {
+                    return;
+                };
+                DriverEvent::Deleted { tunnel, spi_in }
+            }
+            Event::IkeSaClosed { reason } => {
+                let Some(tunnel) = self.tunnel_of(spi, None) else {
+                    return;
+                };
+                tracing::warn!(%tunnel, ?reason, "IKE SA closed");
+                DriverEvent::Down {
+                    tunnel,
+                    reason: format!("{reason:?}"),
+                }
+            }
+            other => {
+                tracing::info!(event = ?other, "IKE event");
+                return;
+            }
+        };
+        let _ = self.sender.send(event);
+    }
+}

@@ -1,0 +1,118 @@
+//! The configuration's IKE tunnels at run time: the engine's driver, and the CHILD_SAs it has
+//! negotiated per tunnel, as the datapath should carry them.
+
+use std::{collections::BTreeMap, net::Ipv4Addr};
+
+use anyhow::Context as _;
+use vpn_config::{AuthMethod, Config};
+
+use super::{
+    child_sa::{TunnelSas, TunnelSettings},
+    ike_driver::{DriverEvent, IkeDriver},
+    peer_config::peer_config,
+};
+use crate::datapath::static_tunnels::StaticTunnel;
+
+pub struct IkeTunnels {
+    driver: IkeDriver,
+    tunnels: BTreeMap<String, TunnelSas>,
+}
+
+impl IkeTunnels {
+    /// Starts IKE for every PSK tunnel of `config` on the WAN address `wan`; `None` when the
+    /// configuration has none.
+    pub fn start(config: &Config, wan: Ipv4Addr) -> anyhow::Result<Option<Self>> {
+        let wanted: Vec<_> = config
+            .tunnels
+            .iter()
+            .filter(|t| {
+                let psk = t.auth.method == AuthMethod::Psk;
+                if !psk {
+                    tracing::warn!(tunnel = %t.name, "key authentication is not supported by the IKE engine yet: tunnel skipped");
+                }
+                psk
+            })
+            .collect();
+        if wanted.is_empty() {
+            return Ok(None);
+        }
+        let secrets = config
+            .resolve_secrets()
+            .map_err(|errors| anyhow::anyhow!("{errors}"))?;
+        let mut peers = Vec::new();
+        let mut tunnels = BTreeMap::new();
+        for tunnel in wanted {
+            let psk = secrets
+                .tunnel(&tunnel.name)
+                .with_context(|| format!("tunnel {}: no pre-shared key", tunnel.name))?;
+            peers.push(peer_config(&config.router, tunnel, wan.into(), psk)?);
+            let routes = config
+                .routes
+                .iter()
+                .filter(|r| r.tunnel == tunnel.name)
+                .filter_map(|r| match r.prefix {
+                    ipnet::IpNet::V4(v4) => Some(v4),
+                    ipnet::IpNet::V6(_) => None,
+                })
+                .collect();
+            tunnels.insert(
+                tunnel.name.clone(),
+                TunnelSas::new(TunnelSettings {
+                    name: tunnel.name.clone(),
+                    routes,
+                    mtu: tunnel.mtu,
+                    mss: tunnel.mss,
+                }),
+            );
+        }
+        let driver = IkeDriver::start(wan, peers)?;
+        Ok(Some(IkeTunnels { driver, tunnels }))
+    }
+
+    /// Takes the engine's news; `true` if what the datapath should carry changed.
+    pub fn poll(&mut self) -> bool {
+        let mut changed = false;
+        while let Ok(event) = self.driver.events.try_recv() {
+            match event {
+                DriverEvent::Installed { tunnel, child } => {
+                    if let Some(sas) = self.tunnels.get_mut(&tunnel) {
+                        match sas.installed(&child) {
+                            Ok(()) => changed = true,
+                            Err(err) => {
+                                tracing::error!(error = %err, "negotiated CHILD SA not installed")
+                            }
+                        }
+                    }
+                }
+                DriverEvent::Deleted { tunnel, spi_in } => {
+                    if let Some(sas) = self.tunnels.get_mut(&tunnel) {
+                        sas.deleted(spi_in);
+                        changed = true;
+                    }
+                }
+                DriverEvent::Down { tunnel, reason } => {
+                    tracing::warn!(%tunnel, %reason, "IKE SA down: its CHILD SAs leave the datapath");
+                    if let Some(sas) = self.tunnels.get_mut(&tunnel) {
+                        for (spi_in, _) in sas.spis() {
+                            sas.deleted(spi_in);
+                        }
+                        changed = true;
+                    }
+                }
+            }
+        }
+        changed
+    }
+
+    /// The tunnels with a CHILD_SA, as the datapath should run them.
+    pub fn wanted(&self) -> Vec<StaticTunnel> {
+        self.tunnels
+            .values()
+            .filter_map(TunnelSas::wanted)
+            .collect()
+    }
+
+    pub fn stop(self) {
+        self.driver.stop();
+    }
+}

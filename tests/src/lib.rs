@@ -10,6 +10,7 @@ use std::{
 
 use anyhow::{Context as _, bail};
 
+pub mod capture;
 pub mod traffic;
 
 /// The `vpn-agent` binary under test.

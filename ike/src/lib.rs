@@ -45,6 +45,7 @@ pub mod config;
 mod endpoint;
 pub mod events;
 mod exchange;
+pub mod info;
 mod listener;
 pub mod nat;
 pub mod proposal;

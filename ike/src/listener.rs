@@ -294,6 +294,11 @@ impl<R: CryptoRng> Listener<R> {
         self.sas.get(&spi).map(SaCore::summary)
     }
 
+    /// Snapshots of all IKE SAs and their CHILD_SAs, for status displays.
+    pub fn sa_info(&self) -> Vec<crate::info::IkeSaInfo> {
+        self.sas.values().map(SaCore::info).collect()
+    }
+
     /// Local SPIs of all SAs.
     pub fn sa_spis(&self) -> Vec<Spi> {
         self.sas.keys().copied().collect()

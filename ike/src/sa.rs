@@ -158,7 +158,6 @@ pub(crate) enum Op {
 pub(crate) struct ChildSa {
     pub spi_in: u32,
     pub spi_out: u32,
-    #[allow(dead_code)]
     pub chosen: EspChosen,
     pub local_ts: Vec<TrafficSelector>,
     pub remote_ts: Vec<TrafficSelector>,

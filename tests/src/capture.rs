@@ -12,7 +12,13 @@ use vpn_lab::{Lab, Node};
 
 /// tcpdump on `dev` of `node` into `file`, packet-buffered, as root (the folder is private);
 /// returns once tcpdump says it is listening.
-pub fn capture(lab: &Lab, node: Node, dev: &str, file: &Path, filter: &str) -> anyhow::Result<Child> {
+pub fn capture(
+    lab: &Lab,
+    node: Node,
+    dev: &str,
+    file: &Path,
+    filter: &str,
+) -> anyhow::Result<Child> {
     use std::io::{BufRead as _, BufReader};
     let mut child = lab
         .command(node, "tcpdump")

@@ -44,7 +44,14 @@ fn spis(status: &StatusSnapshot) -> (Vec<u32>, Vec<u32>) {
 /// Waits until both agents have one CHILD_SA pair in their datapath, and checks that each
 /// one's outbound SA is the other's inbound.
 fn wait_negotiated(a: &AgentProcess, b: &AgentProcess) -> anyhow::Result<()> {
-    let one_pair = |s: &StatusSnapshot| s.worker.as_ref().is_some_and(|w| w.sas.len() == 2);
+    let one_pair = |s: &StatusSnapshot| {
+        s.worker.as_ref().is_some_and(|w| w.sas.len() == 2)
+            && s.ike.as_ref().is_some_and(|i| {
+                i.ike_sas
+                    .iter()
+                    .any(|sa| sa.state == "ESTABLISHED" && sa.child_sas.len() == 1)
+            })
+    };
     let sa = poll_until(Duration::from_secs(20), || a.status(), one_pair)?;
     let sb = poll_until(Duration::from_secs(5), || b.status(), one_pair)?;
     let ((a_out, a_in), (b_out, b_in)) = (spis(&sa), spis(&sb));
@@ -55,6 +62,32 @@ fn wait_negotiated(a: &AgentProcess, b: &AgentProcess) -> anyhow::Result<()> {
     );
     assert_eq!(a_out, b_in, "router-a sends with what router-b accepts");
     assert_eq!(b_out, a_in, "router-b sends with what router-a accepts");
+    // Status lists the IKE SA and its CHILD_SA with the same SPIs and the sites' selectors.
+    for (status, initiator, local, remote) in [
+        (&sa, true, addr::SITE_A, addr::SITE_B),
+        (&sb, false, addr::SITE_B, addr::SITE_A),
+    ] {
+        let ike = status.ike.as_ref().expect("IKE SAs in status");
+        let [sa] = ike.ike_sas.as_slice() else {
+            panic!("not one IKE SA: {ike:?}");
+        };
+        assert_eq!(
+            (sa.state.as_str(), sa.initiator),
+            ("ESTABLISHED", initiator)
+        );
+        let [child] = sa.child_sas.as_slice() else {
+            panic!("not one CHILD SA: {sa:?}");
+        };
+        let (out, inb) = spis(status);
+        assert_eq!((vec![child.spi_out], vec![child.spi_in]), (out, inb));
+        assert_eq!(
+            (child.local_ts.as_slice(), child.remote_ts.as_slice()),
+            (
+                [local.to_owned()].as_slice(),
+                [remote.to_owned()].as_slice()
+            )
+        );
+    }
     Ok(())
 }
 

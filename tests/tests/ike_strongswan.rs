@@ -116,7 +116,10 @@ fn capture_decrypts(
         Initiator::Agent => (&keys.encryption_initiator, &keys.encryption_responder),
         Initiator::StrongSwan => (&keys.encryption_responder, &keys.encryption_initiator),
     };
-    let (a, b) = (addr::ROUTER_A_WAN.to_string(), addr::ROUTER_B_WAN.to_string());
+    let (a, b) = (
+        addr::ROUTER_A_WAN.to_string(),
+        addr::ROUTER_B_WAN.to_string(),
+    );
     let fields = tshark(
         &pcap,
         &[
@@ -202,7 +205,12 @@ fn negotiate(initiator: Initiator) -> anyhow::Result<()> {
         .ok_or_else(|| anyhow::anyhow!("no CHILD_SA keys in charon's log"))?;
     capture_decrypts(&lab, &theirs, &keys, initiator)?;
 
-    assert_eq!(ping(&lab, Node::HostB, addr::HOST_A, 5)?, 5, "{}", agent.log());
+    assert_eq!(
+        ping(&lab, Node::HostB, addr::HOST_A, 5)?,
+        5,
+        "{}",
+        agent.log()
+    );
     for direction in [Direction::AToB, Direction::BToA] {
         let received = iperf_tcp(&lab, direction, 2)?;
         eprintln!("{direction:?}: {received} bytes received in 2 s");

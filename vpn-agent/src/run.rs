@@ -164,8 +164,9 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     });
     tracing::info!(instance = %name, signal = ?signal, "stopping");
     let shutdown = parts.shutdown(name);
-    let _ = std::fs::remove_file(&worker_file);
-    let _ = std::fs::remove_file(&system_file);
+    for file in [worker_file, system_file, name.ike_file()] {
+        let _ = std::fs::remove_file(file);
+    }
     shutdown?;
     tracing::info!(instance = %name, "stopped cleanly");
     Ok(())
@@ -197,7 +198,7 @@ impl Running {
         // IKE runs on the WAN address; negotiated CHILD SAs join the static tunnels.
         if let Some(config) = config.filter(|_| ike_wanted) {
             let wan = wan_ipv4(&requests[0].ifname).context("starting IKE")?;
-            self.ike = IkeTunnels::start(config, wan).context("starting IKE")?;
+            self.ike = IkeTunnels::start(config, wan, name.ike_file()).context("starting IKE")?;
         }
         RuntimeState {
             instance: name.to_string(),

@@ -23,10 +23,17 @@ use anyhow::Context as _;
 use vpn_config::Startup;
 use vpn_ike::{ChildSaInstalled, Event, Listener, Transmit, codec::Spi};
 
-use super::peer_config::TunnelPeer;
+use super::{
+    ike_report::{IkeReport, IkeSaReport},
+    peer_config::TunnelPeer,
+};
+use crate::instance::write_private_json;
 
 /// The longest the thread sleeps without looking at the stop flag.
 const IDLE: Duration = Duration::from_millis(50);
+
+/// How often the SAs' state is published when nothing happens.
+const REPORT_EVERY: Duration = Duration::from_secs(1);
 
 /// How long the thread waits for the main loop to apply its events before sending anyway.
 const APPLY_WAIT: Duration = Duration::from_secs(2);
@@ -110,7 +117,13 @@ impl rand_core::TryRng for OsRng {
 impl rand_core::TryCryptoRng for OsRng {}
 
 impl IkeDriver {
-    pub fn start(wan: Ipv4Addr, peers: Vec<TunnelPeer>) -> anyhow::Result<Self> {
+    /// Starts the engine for `peers` on the WAN address `wan`; the SAs' state is published to
+    /// `report` (for `vpn-agent status`).
+    pub fn start(
+        wan: Ipv4Addr,
+        peers: Vec<TunnelPeer>,
+        report: std::path::PathBuf,
+    ) -> anyhow::Result<Self> {
         let ike = UdpSocket::bind((wan, 500)).with_context(|| format!("binding {wan}:500"))?;
         let nat_t = UdpSocket::bind((wan, 4500)).with_context(|| format!("binding {wan}:4500"))?;
         for s in [&ike, &nat_t] {
@@ -151,6 +164,9 @@ impl IkeDriver {
                     sender,
                     sent: 0,
                     progress: shared,
+                    established: BTreeMap::new(),
+                    report,
+                    reported: Instant::now(),
                 };
                 while !flag.load(Ordering::Relaxed) {
                     io.turn();
@@ -206,6 +222,11 @@ struct Io {
     /// Events sent so far.
     sent: u64,
     progress: Arc<Progress>,
+    /// When each IKE SA (by our SPI) was established.
+    established: BTreeMap<[u8; 8], std::time::SystemTime>,
+    /// Where the SAs' state is published, and when it last was.
+    report: std::path::PathBuf,
+    reported: Instant,
 }
 
 impl Io {
@@ -255,6 +276,34 @@ impl Io {
         while let Some(t) = self.listener.poll_transmit() {
             self.send(&t);
         }
+        if self.sent != before || self.reported.elapsed() >= REPORT_EVERY {
+            self.publish();
+        }
+    }
+
+    /// Writes the IKE and CHILD SAs for `vpn-agent status`.
+    fn publish(&mut self) {
+        self.reported = Instant::now();
+        let mut report = IkeReport::default();
+        for sa in self.listener.sa_info() {
+            let local = if sa.initiator { sa.spi_i } else { sa.spi_r };
+            let tunnel = self
+                .names
+                .get(&sa.remote.ip())
+                .or_else(|| self.spis.get(&local.0))
+                .cloned()
+                .unwrap_or_else(|| sa.remote.ip().to_string());
+            let established = self.established.get(&local.0).copied();
+            report
+                .ike_sas
+                .push(IkeSaReport::new(tunnel, &sa, established));
+        }
+        report.ike_sas.sort_by(|a, b| a.tunnel.cmp(&b.tunnel));
+        let live: Vec<[u8; 8]> = self.listener.sa_spis().iter().map(|s| s.0).collect();
+        self.established.retain(|spi, _| live.contains(spi));
+        if let Err(err) = write_private_json(&self.report, &report) {
+            tracing::warn!(error = %err, "could not publish the IKE SAs");
+        }
     }
 
     fn send(&self, t: &Transmit) {
@@ -279,6 +328,7 @@ impl Io {
     fn forward(&mut self, spi: Spi, event: Event) {
         let event = match event {
             Event::IkeSaEstablished { remote_addr, .. } => {
+                self.established.insert(spi.0, std::time::SystemTime::now());
                 if let Some(tunnel) = self.tunnel_of(spi, Some(remote_addr)) {
                     tracing::info!(%tunnel, peer = %remote_addr, "IKE SA established");
                 }

@@ -21,7 +21,11 @@ pub struct IkeTunnels {
 impl IkeTunnels {
     /// Starts IKE for every PSK tunnel of `config` on the WAN address `wan`; `None` when the
     /// configuration has none.
-    pub fn start(config: &Config, wan: Ipv4Addr) -> anyhow::Result<Option<Self>> {
+    pub fn start(
+        config: &Config,
+        wan: Ipv4Addr,
+        report: std::path::PathBuf,
+    ) -> anyhow::Result<Option<Self>> {
         let wanted: Vec<_> = config
             .tunnels
             .iter()
@@ -65,7 +69,7 @@ impl IkeTunnels {
                 }),
             );
         }
-        let driver = IkeDriver::start(wan, peers)?;
+        let driver = IkeDriver::start(wan, peers, report)?;
         Ok(Some(IkeTunnels { driver, tunnels }))
     }
 

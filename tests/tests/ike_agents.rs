@@ -93,7 +93,10 @@ fn wait_negotiated(a: &AgentProcess, b: &AgentProcess) -> anyhow::Result<()> {
 
 fn carries_traffic(nat: bool) -> anyhow::Result<()> {
     let _turn = exclusive();
-    let lab = Lab::up(LabSpec { nat })?;
+    let lab = Lab::up(LabSpec {
+        nat,
+        ..LabSpec::default()
+    })?;
     let files = IkeTunnelFiles::write(
         lab.id(),
         &IkeOptions {

@@ -11,7 +11,7 @@ use crate::{
     datapath::{
         loader::{AttachRequest, Datapath, remove_pins},
         static_tunnels,
-        tunnels::TunnelRuntime,
+        tunnels::{TunnelRuntime, static_routes},
     },
     instance::{PIN_ROOT, RuntimeState, create_private_dir, write_private_json},
     system::sysctl::{self, AppliedSysctls, Drift},
@@ -122,7 +122,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
             if let Some(tunnels) = parts.tunnels.as_mut() {
                 if let Some(ike) = parts.ike.as_mut() {
                     if ike.poll() {
-                        apply(tunnels, &static_wanted, ike.wanted());
+                        apply(tunnels, &static_wanted, Some(ike));
                     }
                     ike.applied();
                 }
@@ -153,12 +153,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
                 && let Some(new) = reload(args.static_tunnels.as_deref())
             {
                 static_wanted = new;
-                let negotiated = parts
-                    .ike
-                    .as_ref()
-                    .map(IkeTunnels::wanted)
-                    .unwrap_or_default();
-                apply(tunnels, &static_wanted, negotiated);
+                apply(tunnels, &static_wanted, parts.ike.as_ref());
             }
         }
     });
@@ -269,15 +264,25 @@ fn reload(path: Option<&std::path::Path>) -> Option<Vec<static_tunnels::StaticTu
     }
 }
 
-/// Brings the datapath to the static tunnels plus the ones IKE negotiated.
+/// Brings the datapath to the static tunnels plus the ones IKE negotiated, and their routes.
 fn apply(
     tunnels: &mut TunnelRuntime,
     static_wanted: &[static_tunnels::StaticTunnel],
-    negotiated: Vec<static_tunnels::StaticTunnel>,
+    ike: Option<&IkeTunnels>,
 ) {
     let mut wanted = static_wanted.to_vec();
-    wanted.extend(negotiated);
-    if let Err(err) = tunnels.apply(wanted, std::time::Instant::now()) {
+    let mut routes = static_routes(static_wanted);
+    if let Some(ike) = ike {
+        wanted.extend(ike.wanted());
+        for (prefix, tunnel) in ike.routes() {
+            if let Some(other) = routes.get(&prefix) {
+                tracing::warn!(%prefix, tunnel = ?other, "a static tunnel has this route already: IKE tunnels do not get it");
+                continue;
+            }
+            routes.insert(prefix, tunnel);
+        }
+    }
+    if let Err(err) = tunnels.apply(wanted, &routes, std::time::Instant::now()) {
         tracing::error!(error = %format!("{err:#}"), "tunnel changes applied only in part");
     }
 }

@@ -35,7 +35,10 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
         std::process::exit(130);
     })
     .context("installing the Ctrl-C handler")?;
-    let lab = Lab::up(LabSpec { nat: args.nat })?;
+    let lab = Lab::up(LabSpec {
+        nat: args.nat,
+        ..LabSpec::default()
+    })?;
     print_lab(&lab);
 
     step("demo: agents on router-a and router-b negotiate their tunnel with IKEv2");

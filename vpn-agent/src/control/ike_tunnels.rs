@@ -4,14 +4,14 @@
 use std::{collections::BTreeMap, net::Ipv4Addr};
 
 use anyhow::Context as _;
-use vpn_config::{AuthMethod, Config};
+use vpn_config::{AuthMethod, Config, TrafficMode};
 
 use super::{
-    child_sa::{TunnelSas, TunnelSettings},
+    child_sa::{TunnelSas, TunnelSettings, choose_routes},
     ike_driver::{DriverEvent, IkeDriver},
     peer_config::peer_config,
 };
-use crate::datapath::static_tunnels::StaticTunnel;
+use crate::datapath::{static_tunnels::StaticTunnel, tunnels::RoutePlan};
 
 pub struct IkeTunnels {
     driver: IkeDriver,
@@ -50,20 +50,26 @@ impl IkeTunnels {
                 .tunnel(&tunnel.name)
                 .with_context(|| format!("tunnel {}: no pre-shared key", tunnel.name))?;
             peers.push(peer_config(&config.router, tunnel, wan.into(), psk)?);
+            let v4 = |net: &ipnet::IpNet| match net {
+                ipnet::IpNet::V4(v4) => Some(*v4),
+                ipnet::IpNet::V6(_) => None,
+            };
             let routes = config
                 .routes
                 .iter()
                 .filter(|r| r.tunnel == tunnel.name)
-                .filter_map(|r| match r.prefix {
-                    ipnet::IpNet::V4(v4) => Some(v4),
-                    ipnet::IpNet::V6(_) => None,
-                })
+                .filter_map(|r| v4(&r.prefix).map(|p| (p, r.priority)))
                 .collect();
+            let remote_selectors = match &tunnel.traffic {
+                TrafficMode::Policy { remote, .. } => remote.iter().filter_map(v4).collect(),
+                TrafficMode::Route { .. } => Vec::new(),
+            };
             tunnels.insert(
                 tunnel.name.clone(),
                 TunnelSas::new(TunnelSettings {
                     name: tunnel.name.clone(),
                     routes,
+                    remote_selectors,
                     mtu: tunnel.mtu,
                     mss: tunnel.mss,
                 }),
@@ -116,6 +122,15 @@ impl IkeTunnels {
     /// Notified when the engine has news for [`IkeTunnels::poll`].
     pub fn wake(&self) -> std::sync::Arc<tokio::sync::Notify> {
         self.driver.wake()
+    }
+
+    /// Where each prefix of the tunnels goes ([`choose_routes`]).
+    pub fn routes(&self) -> RoutePlan {
+        choose_routes(
+            self.tunnels
+                .iter()
+                .map(|(name, sas)| (name.as_str(), sas.is_up(), sas.route_candidates())),
+        )
     }
 
     /// The tunnels with a CHILD_SA, as the datapath should run them.

@@ -33,6 +33,10 @@ pub mod addr {
     pub const ROUTER_C_LAN: Ipv4Addr = Ipv4Addr::new(10, 2, 1, 1);
     /// host-b's second interface, towards router-c.
     pub const HOST_B_STANDBY: Ipv4Addr = Ipv4Addr::new(10, 2, 1, 10);
+    /// Site C ([`crate::LabSpec::third_site`]): router-c's LAN and host-c.
+    pub const ROUTER_C_SITE_LAN: Ipv4Addr = Ipv4Addr::new(10, 3, 0, 1);
+    pub const HOST_C: Ipv4Addr = Ipv4Addr::new(10, 3, 0, 10);
+    pub const SITE_C: &str = "10.3.0.0/24";
     pub const SITE_A: &str = "10.1.0.0/24";
     pub const SITE_B: &str = "10.2.0.0/24";
     /// Every link in the lab is a /24.
@@ -66,8 +70,11 @@ pub enum Node {
     HostB,
     /// Only in a lab built with [`LabSpec::standby`].
     RouterC,
-    /// The bridge joining the routers' WAN links; only with [`LabSpec::standby`].
+    /// The bridge joining the routers' WAN links; only with [`LabSpec::standby`] or
+    /// [`LabSpec::third_site`].
     Internet,
+    /// Only in a lab built with [`LabSpec::third_site`].
+    HostC,
 }
 
 impl Node {
@@ -80,6 +87,7 @@ impl Node {
             Node::HostB => "host-b",
             Node::RouterC => "router-c",
             Node::Internet => "internet",
+            Node::HostC => "host-c",
         }
     }
 }
@@ -102,6 +110,9 @@ pub struct LabSpec {
     /// routes over a link that is down, so taking router-b's links down moves it to router-c.
     /// Not combined with `nat`.
     pub standby: bool,
+    /// A third site for a full mesh: router-c (198.51.100.3 on the internet bridge) and host-c
+    /// (10.3.0.10) behind it. Not combined with `nat` or `standby`.
+    pub third_site: bool,
 }
 
 impl LabSpec {
@@ -112,6 +123,9 @@ impl LabSpec {
         }
         if self.standby {
             nodes.extend([Node::RouterC, Node::Internet]);
+        }
+        if self.third_site {
+            nodes.extend([Node::RouterC, Node::HostC, Node::Internet]);
         }
         nodes
     }
@@ -262,11 +276,16 @@ impl Lab {
         self.address(Node::RouterA, LAN, ROUTER_A_LAN)?;
         self.address(Node::RouterB, LAN, ROUTER_B_LAN)?;
         self.address(Node::HostB, HOST, HOST_B)?;
-        if spec.standby && spec.nat {
-            bail!("a lab with a standby router has no NAT");
+        if u8::from(spec.standby) + u8::from(spec.nat) + u8::from(spec.third_site) > 1 {
+            bail!("nat, standby and third_site are different labs: choose one");
+        }
+        if spec.standby || spec.third_site {
+            self.internet()?;
         }
         if spec.standby {
             self.standby_site()?;
+        } else if spec.third_site {
+            self.site_c()?;
         } else if spec.nat {
             self.link(Node::RouterA, WAN, Node::NatA, NAT_INSIDE)?;
             self.link(Node::NatA, NAT_OUTSIDE, Node::RouterB, WAN)?;
@@ -299,9 +318,8 @@ impl Lab {
         Ok(())
     }
 
-    /// The internet as a bridge joining router-a, router-b and router-c, and router-c's link to
-    /// host-b.
-    fn standby_site(&self) -> anyhow::Result<()> {
+    /// The internet as a bridge joining router-a, router-b and router-c.
+    fn internet(&self) -> anyhow::Result<()> {
         use addr::*;
         use ifname::*;
         let internet = self.ns(Node::Internet);
@@ -336,6 +354,32 @@ impl Lab {
         self.address(Node::RouterC, WAN, ROUTER_C_WAN)?;
         self.route(Node::RouterA, SITE_B, ROUTER_B_WAN)?;
         self.route(Node::RouterC, SITE_A, ROUTER_A_WAN)?;
+        Ok(())
+    }
+
+    /// Site C: router-c's LAN and host-c; the sites know each other's way (like the internet
+    /// would, were the site prefixes public).
+    fn site_c(&self) -> anyhow::Result<()> {
+        use addr::*;
+        use ifname::*;
+        self.link(Node::RouterC, LAN, Node::HostC, HOST)?;
+        self.address(Node::RouterC, LAN, ROUTER_C_SITE_LAN)?;
+        self.address(Node::HostC, HOST, HOST_C)?;
+        self.route(Node::HostC, "default", ROUTER_C_SITE_LAN)?;
+        self.route(Node::RouterA, SITE_C, ROUTER_C_WAN)?;
+        self.route(Node::RouterB, SITE_C, ROUTER_C_WAN)?;
+        self.route(Node::RouterC, SITE_B, ROUTER_B_WAN)?;
+        netns::run(
+            self.command(Node::HostC, "ethtool")
+                .args(["-K", HOST, "tx", "off"]),
+        )?;
+        Ok(())
+    }
+
+    /// router-c's link to host-b, which reaches site A through router-b or router-c.
+    fn standby_site(&self) -> anyhow::Result<()> {
+        use addr::*;
+        use ifname::*;
         self.link(Node::RouterC, LAN, Node::HostB, HOST_STANDBY)?;
         self.address(Node::RouterC, LAN, ROUTER_C_LAN)?;
         self.address(Node::HostB, HOST_STANDBY, HOST_B_STANDBY)?;

@@ -32,6 +32,10 @@ use crate::instance::write_private_json;
 /// The longest the thread sleeps without looking at the stop flag.
 const IDLE: Duration = Duration::from_millis(50);
 
+/// First and longest wait before a tunnel that initiates tries again after its IKE SA failed.
+const RETRY_FIRST: Duration = Duration::from_secs(2);
+const RETRY_MAX: Duration = Duration::from_secs(60);
+
 /// How often the SAs' state is published when nothing happens.
 const REPORT_EVERY: Duration = Duration::from_secs(1);
 
@@ -134,6 +138,20 @@ impl IkeDriver {
             .iter()
             .map(|p| (p.config.remote_addr.ip(), p.tunnel.clone()))
             .collect();
+        let initiating: BTreeMap<String, Retry> = peers
+            .iter()
+            .filter(|p| p.startup == Startup::Initiate)
+            .map(|p| {
+                (
+                    p.tunnel.clone(),
+                    Retry {
+                        config: p.config.clone(),
+                        at: None,
+                        wait: RETRY_FIRST,
+                    },
+                )
+            })
+            .collect();
         let mut listener = Listener::new(peers.iter().map(|p| p.config.clone()).collect(), rng)
             .context("configuring the IKE engine")?;
         let now = Instant::now();
@@ -167,6 +185,7 @@ impl IkeDriver {
                     established: BTreeMap::new(),
                     report,
                     reported: Instant::now(),
+                    initiating,
                 };
                 while !flag.load(Ordering::Relaxed) {
                     io.turn();
@@ -227,6 +246,17 @@ struct Io {
     /// Where the SAs' state is published, and when it last was.
     report: std::path::PathBuf,
     reported: Instant,
+    /// Tunnels that initiate, by name: they try again, with back-off, while they have no IKE
+    /// SA (a production tunnel must come back when its peer does, however long it was away).
+    initiating: BTreeMap<String, Retry>,
+}
+
+/// When an initiating tunnel next tries to connect.
+struct Retry {
+    config: vpn_ike::PeerConfig,
+    /// `None`: connected or connecting.
+    at: Option<Instant>,
+    wait: Duration,
 }
 
 impl Io {
@@ -265,6 +295,7 @@ impl Io {
             }
         }
         self.listener.handle_timeout(Instant::now());
+        self.retry(Instant::now());
         let before = self.sent;
         while let Some(e) = self.listener.poll_event() {
             self.forward(e.local_spi, e.event);
@@ -278,6 +309,43 @@ impl Io {
         }
         if self.sent != before || self.reported.elapsed() >= REPORT_EVERY {
             self.publish();
+        }
+    }
+
+    /// Initiating tunnels without an IKE SA (it failed, timed out or was deleted, and no DPD
+    /// restart made a new one) connect again after a back-off.
+    fn retry(&mut self, now: Instant) {
+        let live: Vec<IpAddr> = self
+            .listener
+            .sa_info()
+            .iter()
+            .filter(|sa| sa.state != vpn_ike::SaState::Closed)
+            .map(|sa| sa.remote.ip())
+            .collect();
+        for (name, r) in &mut self.initiating {
+            let connected = live.contains(&r.config.remote_addr.ip());
+            match r.at {
+                None if !connected => {
+                    r.at = Some(now + r.wait);
+                    tracing::info!(tunnel = %name, after = ?r.wait, "no IKE SA: will initiate again");
+                    r.wait = (r.wait * 2).min(RETRY_MAX);
+                }
+                Some(at) if now >= at => {
+                    r.at = None;
+                    if connected {
+                        continue;
+                    }
+                    match self.listener.connect(now, r.config.clone()) {
+                        Ok(_) => {
+                            tracing::info!(tunnel = %name, peer = %r.config.remote_addr, "initiating IKE again")
+                        }
+                        Err(err) => {
+                            tracing::warn!(tunnel = %name, error = %err, "initiating IKE again")
+                        }
+                    }
+                }
+                _ => {}
+            }
         }
     }
 
@@ -330,6 +398,9 @@ impl Io {
             Event::IkeSaEstablished { remote_addr, .. } => {
                 self.established.insert(spi.0, std::time::SystemTime::now());
                 if let Some(tunnel) = self.tunnel_of(spi, Some(remote_addr)) {
+                    if let Some(r) = self.initiating.get_mut(&tunnel) {
+                        r.wait = RETRY_FIRST;
+                    }
                     tracing::info!(%tunnel, peer = %remote_addr, "IKE SA established");
                 }
                 return;

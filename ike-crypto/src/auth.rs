@@ -272,6 +272,41 @@ impl SignatureScheme {
     }
 }
 
+/// Hash algorithm numbers of RFC 7427 section 4 (IANA "IKEv2 Hash Algorithms") that the
+/// schemes here verify with: SHA2-256 (2), SHA2-384 (3) and Identity (5, RFC 8420, for
+/// Ed25519). This is what a SIGNATURE_HASH_ALGORITHMS notification of ours announces.
+pub const SUPPORTED_HASH_ALGORITHMS: [u16; 3] = [2, 3, 5];
+
+/// Which RSA signature scheme to use under auth method 14.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum RsaPadding {
+    /// RSASSA-PSS (RFC 8017 section 8.1), the recommended one (RFC 8247 section 3.2).
+    #[default]
+    Pss,
+    /// RSASSA-PKCS1-v1_5 (RFC 8017 section 8.2).
+    Pkcs1v15,
+}
+
+/// The RFC 7427 scheme a key signs with, given the hash algorithms the peer announced
+/// (RFC 7427 section 4: only a hash the peer named may be used). `None` when the peer named
+/// none that fits the key.
+pub fn choose_scheme(
+    key: &SigningKey,
+    rsa: RsaPadding,
+    peer_hashes: &[u16],
+) -> Option<SignatureScheme> {
+    let scheme = match (key, rsa) {
+        (SigningKey::Rsa(_), RsaPadding::Pss) => SignatureScheme::RsaPssSha256,
+        (SigningKey::Rsa(_), RsaPadding::Pkcs1v15) => SignatureScheme::RsaPkcs1Sha256,
+        (SigningKey::EcdsaP256(_), _) => SignatureScheme::EcdsaP256Sha256,
+        (SigningKey::EcdsaP384(_), _) => SignatureScheme::EcdsaP384Sha384,
+        (SigningKey::Ed25519(_), _) => SignatureScheme::Ed25519,
+    };
+    peer_hashes
+        .contains(&scheme.hash_algorithm_id())
+        .then_some(scheme)
+}
+
 /// A private key for RFC 7427 signatures.
 pub enum SigningKey {
     /// RSA key (used with PKCS#1 v1.5 or PSS).

@@ -84,9 +84,7 @@ impl SigningKey {
                 } else if let Ok(k) = p384::SecretKey::from_sec1_der(der) {
                     Self::EcdsaP384(k.into())
                 } else {
-                    return Err(AuthError::InvalidKey(
-                        "SEC1 EC key not on P-256 or P-384",
-                    ));
+                    return Err(AuthError::InvalidKey("SEC1 EC key not on P-256 or P-384"));
                 }
             }
             "ENCRYPTED PRIVATE KEY" => {

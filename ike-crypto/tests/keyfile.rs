@@ -37,7 +37,11 @@ fn framed(scheme: SignatureScheme, sig: &[u8]) -> Vec<u8> {
 fn private_and_public_forms_load_and_match() {
     let cases = [
         ("rsa2048.pkcs8.pem", "rsa2048.spki.pem", KeyKind::Rsa(2048)),
-        ("rsa2048.pkcs1.pem", "rsa2048.pkcs1pub.pem", KeyKind::Rsa(2048)),
+        (
+            "rsa2048.pkcs1.pem",
+            "rsa2048.pkcs1pub.pem",
+            KeyKind::Rsa(2048),
+        ),
         ("p256.pkcs8.pem", "p256.spki.pem", KeyKind::EcdsaP256),
         ("p256.sec1.pem", "p256.spki.pem", KeyKind::EcdsaP256),
         ("p384.pkcs8.pem", "p384.spki.pem", KeyKind::EcdsaP384),
@@ -103,7 +107,10 @@ fn unusable_key_files_are_refused_without_echoing_them() {
     for (bytes, what) in [
         (&file("p256.pkcs8.pem")[..], "a private key as public key"),
         (b"0sAAAA", "short rsasigkey"),
-        (b"-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n", "bad SPKI"),
+        (
+            b"-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n",
+            "bad SPKI",
+        ),
     ] {
         let err = VerifyingKey::from_pem(bytes).expect_err(what);
         assert!(matches!(err, AuthError::InvalidKey(_)), "{what}: {err:?}");

@@ -23,14 +23,16 @@
 //! | [`events`] | | what the owner is told |
 //! | [`stats`] | | counters, drops by reason |
 //!
-//! Implemented: IKE_SA_INIT and IKE_AUTH with PSK (both roles) creating the first CHILD_SA,
+//! Implemented: IKE_SA_INIT and IKE_AUTH with PSK or raw public keys (RSA method 1, RFC 7427
+//! RSA-PSS / PKCS#1, ECDSA and Ed25519 with SIGNATURE_HASH_ALGORITHMS; both roles) creating
+//! the first CHILD_SA,
 //! INVALID_KE_PAYLOAD retry, COOKIE echo (initiator side), NO_PROPOSAL_CHOSEN,
 //! AUTHENTICATION_FAILED, TS narrowing and TS_UNACCEPTABLE, NAT detection with the move to
 //! port 4500 and the non-ESP marker, retransmission and the response cache, DPD with its
 //! actions, DELETE of CHILD and IKE SAs, CREATE_CHILD_SA for new and rekeyed CHILD_SAs (with
 //! or without PFS, make-before-break, both sides, at the fuzzed soft lifetime or on demand),
 //! deletion at the hard lifetime. Not yet: IKE SA rekeying (answered with NO_ADDITIONAL_SAS),
-//! simultaneous-rekey collisions (RFC 7296 2.8.1), certificates/signatures, RFC 7383
+//! simultaneous-rekey collisions (RFC 7296 2.8.1), certificates, RFC 7383
 //! fragmentation, the responder's COOKIE challenge, NAT keepalives, MOBIKE.
 //!
 //! Tests: `tests/engine/` wires an initiator and a responder back to back with a fake clock;
@@ -56,7 +58,7 @@ pub mod ts;
 
 use std::net::SocketAddr;
 
-pub use config::{PeerConfig, Psk};
+pub use config::{Auth, KeyAuth, PeerConfig, Psk, SignatureMode};
 pub use endpoint::IkeSa;
 pub use events::{ChildSaInstalled, CloseReason, Event};
 pub use listener::{Listener, ListenerEvent};

@@ -65,12 +65,16 @@ pub(crate) struct AuthSent {
     pub keyed: Keyed,
     pub init: InitMessages,
     pub child_spi_in: u32,
+    /// The responder's SIGNATURE_HASH_ALGORITHMS (RFC 7427 section 4).
+    pub peer_hashes: Vec<u16>,
 }
 
 /// Responder, IKE_SA_INIT answered, waiting for IKE_AUTH.
 pub(crate) struct InitReplied {
     pub keyed: Keyed,
     pub init: InitMessages,
+    /// The initiator's SIGNATURE_HASH_ALGORITHMS (RFC 7427 section 4).
+    pub peer_hashes: Vec<u16>,
 }
 
 /// The state of an IKE SA.

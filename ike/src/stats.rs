@@ -102,6 +102,9 @@ pub struct Stats {
     pub retransmissions: u64,
     /// Retransmitted requests answered from the cached response.
     pub duplicate_requests_answered: u64,
+    /// IKE_AUTH exchanges whose peer AUTH payload or identity did not check out (the SA was
+    /// closed, RFC 7296 section 2.21.2).
+    pub authentication_failures: u64,
 }
 
 impl Stats {
@@ -130,5 +133,6 @@ impl Stats {
         self.sent += other.sent;
         self.retransmissions += other.retransmissions;
         self.duplicate_requests_answered += other.duplicate_requests_answered;
+        self.authentication_failures += other.authentication_failures;
     }
 }

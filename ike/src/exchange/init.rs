@@ -7,6 +7,8 @@
 //!
 //! Responder: stateless error replies (NO_PROPOSAL_CHOSEN, INVALID_KE_PAYLOAD, with a zero
 //! responder SPI), or `HDR, SAr1, KEr, Nr, N(NAT_DETECTION_*)` and a new half-open SA.
+//! With key authentication both sides add `N(SIGNATURE_HASH_ALGORITHMS)` (RFC 7427 section
+//! 4) and remember the peer's list for IKE_AUTH.
 //! Both sides derive SKEYSEED and the seven keys, and check the NAT detection hashes; the
 //! initiator moves to the NAT-T port when a NAT is seen or encapsulation is forced.
 
@@ -19,6 +21,7 @@ use tracing::{debug, info};
 use vpn_ike_crypto::dh::DhPrivateKey;
 use vpn_ike_crypto::keys;
 
+use super::authdata;
 use crate::Transmit;
 use crate::codec::{
     self, ExchangeType, Flags, KeyExchange, Message, MessageId, Notify, NotifyType, Payload, Spi,
@@ -133,6 +136,7 @@ impl SaCore {
             self.remote,
             fake,
         ));
+        payloads.extend(authdata::hash_notify(&self.config.auth));
         let msg = Message {
             initiator_spi: self.spi_i,
             responder_spi: Spi::ZERO,
@@ -265,6 +269,7 @@ impl SaCore {
                 response: bytes.to_vec(),
             },
             child_spi_in: spi_in,
+            peer_hashes: authdata::peer_hashes(&msg.payloads),
         }));
         self.send_auth_request(now, rng);
     }
@@ -388,6 +393,7 @@ pub(crate) fn respond_init(
     if found.supported {
         payloads.extend(nat::notifies(msg.initiator_spi, spi_r, to, from, fake));
     }
+    payloads.extend(authdata::hash_notify(&config.auth));
     let reply = Message {
         initiator_spi: msg.initiator_spi,
         responder_spi: spi_r,
@@ -414,6 +420,7 @@ pub(crate) fn respond_init(
             request: bytes.to_vec(),
             response: response.clone(),
         },
+        peer_hashes: authdata::peer_hashes(&msg.payloads),
     }));
     core.cache_and_send(bytes, response);
     InitOutcome::Created(Box::new(core))

@@ -187,6 +187,8 @@ impl SaCore {
                 return;
             }
         };
+        info!(spi_i = %self.spi_i, auth_method = auth_payload.method.value(),
+            "initiator authenticated");
         let mut inner = vec![idr, Payload::Authentication(own)];
         // The first CHILD_SA.
         let spi_in = random_child_spi(rng);
@@ -305,6 +307,8 @@ impl SaCore {
             self.close(CloseReason::AuthenticationFailed);
             return;
         }
+        info!(spi_i = %self.spi_i, auth_method = auth_payload.method.value(),
+            "responder authenticated");
         self.pending = None;
         self.next_request_id = 2;
         let State::AuthSent(a) = std::mem::replace(&mut self.state, State::Closed) else {

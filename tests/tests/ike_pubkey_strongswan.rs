@@ -1,0 +1,237 @@
+//! The agent authenticates with its own private key against strongSwan 5.9 holding another
+//! one, each side knowing only the other's raw public key (seed 004's `authby=rsasig` mesh,
+//! swanctl `pubkeys` here, no certificates): the CHILD_SA is installed on both sides with
+//! matching SPIs and the sites ping each other through the XDP/AF_XDP datapath. Keys are made
+//! at test time with `openssl genpkey`. RSA first; ECDSA P-256 and Ed25519 use RFC 7427.
+//! A last test gives strongSwan the wrong public key for the agent: nothing is installed.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use vpn_lab::{
+    AgentProcess, Lab, LabSpec, Node, addr,
+    strongswan::{Charon, Connection, KeyAlgorithm, KeyFiles, Psk, PubkeyAuth},
+};
+use vpn_tests::{agent_bin, poll_until};
+
+/// One lab at a time: each test brings up namespaces, charon and an agent with AF_XDP.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// The `auth` key of the agent's configuration for a key algorithm.
+fn auth_key(algorithm: KeyAlgorithm) -> &'static str {
+    match algorithm {
+        KeyAlgorithm::Rsa(_) => "rsa_private_key",
+        KeyAlgorithm::EcdsaP256 => "ecdsa_private_key",
+        KeyAlgorithm::Ed25519 => "ed25519_private_key",
+    }
+}
+
+struct Setup {
+    lab: Lab,
+    charon: Charon,
+    agent: AgentProcess,
+    _dir: tempfile::TempDir,
+}
+
+/// Lab, strongSwan on router-b answering with `charon_alg` keys, the agent on router-a
+/// initiating with `agent_alg` keys. With `wrong_key_for_agent`, strongSwan is given another
+/// public key for the agent (the negative test).
+fn setup(
+    agent_alg: KeyAlgorithm,
+    charon_alg: KeyAlgorithm,
+    wrong_key_for_agent: bool,
+) -> anyhow::Result<Setup> {
+    let lab = Lab::up(LabSpec::default())?;
+    let dir = tempfile::tempdir()?;
+    let agent_keys = KeyFiles::generate(dir.path(), "router-a", agent_alg)?;
+    let charon_keys = KeyFiles::generate(dir.path(), "router-b", charon_alg)?;
+    let trusted = if wrong_key_for_agent {
+        KeyFiles::generate(dir.path(), "impostor", agent_alg)?.public_key
+    } else {
+        agent_keys.public_key.clone()
+    };
+
+    let charon = Charon::start(&lab, Node::RouterB)?;
+    // The PSK is unused: the connection authenticates with the raw public keys.
+    let (_, mut responder) = Connection::lab_pair(&Psk(b"unused".to_vec()));
+    responder.pubkey = Some(PubkeyAuth {
+        local: charon_keys.clone(),
+        remote_public_key: trusted,
+    });
+    charon.load(&[responder])?;
+
+    let config = dir.path().join("router-a.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[router]\nname = \"lab-a\"\nwan = \"wan\"\nlan = [\"lan\"]\n\n\
+             [[tunnel]]\nname = \"to-site-b\"\npeer = \"{peer}\"\n\
+             auth = {{ {method} = {{ file = \"{key}\" }} }}\n\
+             peer_public_key = \"{peer_key}\"\n\
+             selectors = {{ local = [\"{a}\"], remote = [\"{b}\"] }}\n\
+             force_encap = true\n\
+             ike_proposals = [\"aes256gcm16-prfsha256-modp2048\"]\n\
+             esp_proposals = [\"aes256gcm16\"]\n\
+             startup = \"initiate\"\n\n[sysctl]\nmanage = false\n",
+            peer = addr::ROUTER_B_WAN,
+            method = auth_key(agent_alg),
+            key = agent_keys.private_key.display(),
+            peer_key = charon_keys.public_key.display(),
+            a = addr::SITE_A,
+            b = addr::SITE_B,
+        ),
+    )?;
+    let config = config.to_string_lossy().into_owned();
+    let agent =
+        AgentProcess::start_bare(&lab, Node::RouterA, &agent_bin()?, &["--config", &config])?;
+    Ok(Setup {
+        lab,
+        charon,
+        agent,
+        _dir: dir,
+    })
+}
+
+/// The whole positive scenario; `charon_says` is what charon logs about the agent's AUTH.
+fn negotiates_and_carries_traffic(
+    agent_alg: KeyAlgorithm,
+    charon_alg: KeyAlgorithm,
+    charon_says: &str,
+) -> anyhow::Result<()> {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let Setup {
+        lab, charon, agent, ..
+    } = setup(agent_alg, charon_alg, false)?;
+
+    // The CHILD_SA on strongSwan's side, and ours in the datapath, with matching SPIs.
+    let theirs = charon.wait_installed("net", Duration::from_secs(20))?;
+    let ours = poll_until(
+        Duration::from_secs(10),
+        || agent.status(),
+        |s| s.worker.as_ref().is_some_and(|w| w.sas.len() == 2),
+    )?;
+    let sas = &ours.worker.as_ref().expect("worker counters").sas;
+    assert_eq!(sas.len(), 2, "{sas:?}\n{}", agent.log());
+    let spi = |direction: &str| sas.iter().find(|s| s.direction == direction).map(|s| s.spi);
+    assert_eq!(
+        spi("out"),
+        Some(theirs.spi_in),
+        "our outbound SA is strongSwan's inbound"
+    );
+    assert_eq!(
+        spi("in"),
+        Some(theirs.spi_out),
+        "our inbound SA is strongSwan's outbound"
+    );
+
+    // Both sides really used the keys: charon verified our signature with the expected
+    // scheme, and we verified charon's (auth method 1 = RSA, 14 = RFC 7427).
+    let log = charon.log();
+    let start = format!(
+        "authentication of '{}' with {charon_says}",
+        addr::ROUTER_A_WAN
+    );
+    assert!(
+        log.lines()
+            .any(|l| l.contains(&start) && l.ends_with(" successful")),
+        "`{start}... successful` not in charon's log:\n{log}"
+    );
+    let ours = agent.log();
+    assert!(
+        ours.contains("responder authenticated") && ours.contains("auth_method=14"),
+        "{ours}"
+    );
+
+    let out = lab
+        .command(Node::HostA, "ping")
+        .args([
+            "-c",
+            "5",
+            "-i",
+            "0.2",
+            "-W",
+            "2",
+            "-q",
+            &addr::HOST_B.to_string(),
+        ])
+        .output()?;
+    assert!(
+        out.status.success(),
+        "ping through the negotiated tunnel: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        agent.log()
+    );
+    let status = poll_until(
+        Duration::from_secs(5),
+        || agent.status(),
+        |s| s.worker.as_ref().is_some_and(|w| w.decrypted >= 5),
+    )?;
+    let w = status.worker.as_ref().expect("worker counters");
+    assert!(w.encrypted >= 5 && w.decrypted >= 5, "{w:?}");
+    assert_eq!(
+        status.packets("wan", "plain")?,
+        0,
+        "clear packets on router-a's WAN"
+    );
+
+    agent.stop()?;
+    charon.stop()?;
+    lab.down()
+}
+
+#[test]
+fn rsa_keys_against_strongswan() -> anyhow::Result<()> {
+    negotiates_and_carries_traffic(
+        KeyAlgorithm::Rsa(2048),
+        KeyAlgorithm::Rsa(2048),
+        "RSA_EMSA_PSS_SHA2_256",
+    )
+}
+
+#[test]
+fn ecdsa_p256_key_against_strongswan_rsa() -> anyhow::Result<()> {
+    negotiates_and_carries_traffic(
+        KeyAlgorithm::EcdsaP256,
+        KeyAlgorithm::Rsa(2048),
+        "ECDSA_WITH_SHA256_DER",
+    )
+}
+
+#[test]
+fn ed25519_keys_against_strongswan() -> anyhow::Result<()> {
+    negotiates_and_carries_traffic(KeyAlgorithm::Ed25519, KeyAlgorithm::Ed25519, "ED25519")
+}
+
+#[test]
+fn strongswan_refuses_an_agent_with_another_key() -> anyhow::Result<()> {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let Setup {
+        lab, charon, agent, ..
+    } = setup(KeyAlgorithm::Rsa(2048), KeyAlgorithm::Rsa(2048), true)?;
+    // charon answers AUTHENTICATION_FAILED; the agent logs it and installs nothing.
+    let log = poll_until(
+        Duration::from_secs(20),
+        || Ok(agent.log()),
+        |log| log.contains("responder refused our authentication"),
+    )?;
+    assert!(
+        log.contains("responder refused our authentication"),
+        "{log}"
+    );
+    assert!(charon.installed_child("net")?.is_none(), "{}", charon.log());
+    let status = agent.status()?;
+    assert!(
+        status.worker.as_ref().is_none_or(|w| w.sas.is_empty()),
+        "{:?}\n{}",
+        status.worker,
+        agent.log()
+    );
+    let log = charon.log();
+    assert!(
+        log.contains("signature validation failed") && log.contains("[ N(AUTH_FAILED) ]"),
+        "{log}"
+    );
+    agent.stop()?;
+    charon.stop()?;
+    lab.down()
+}

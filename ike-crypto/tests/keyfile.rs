@@ -132,6 +132,26 @@ fn openssl_signatures_verify_and_tampered_ones_do_not() {
             "rsa2048.pkcs1-sha256.sig",
         ),
         (
+            "rsa2048.spki.pem",
+            SignatureScheme::RsaPssSha384,
+            "rsa2048.pss-sha384.sig",
+        ),
+        (
+            "rsa2048.spki.pem",
+            SignatureScheme::RsaPssSha512,
+            "rsa2048.pss-sha512.sig",
+        ),
+        (
+            "rsa2048.spki.pem",
+            SignatureScheme::RsaPkcs1Sha384,
+            "rsa2048.pkcs1-sha384.sig",
+        ),
+        (
+            "rsa2048.spki.pem",
+            SignatureScheme::RsaPkcs1Sha512,
+            "rsa2048.pkcs1-sha512.sig",
+        ),
+        (
             "p256.spki.pem",
             SignatureScheme::EcdsaP256Sha256,
             "p256.sha256.sig",
@@ -190,6 +210,39 @@ fn loaded_keys_sign_what_their_public_halves_verify() {
 }
 
 #[test]
+fn every_rsa_scheme_round_trips_and_a_pss_signature_is_no_pkcs1_one() {
+    let sk = private("rsa2048.pkcs8.pem");
+    let pk = public("rsa2048.spki.pem");
+    let msg = b"ResponderSignedOctets";
+    for scheme in SignatureScheme::ALL {
+        let data = auth::digital_signature_auth(&sk, scheme, msg, &mut rng());
+        if scheme.algorithm_identifier().starts_with(&[0x30, 0x0a])
+            || scheme == SignatureScheme::Ed25519
+        {
+            assert_eq!(data, Err(AuthError::KeyMismatch(scheme)), "{scheme:?}");
+            continue;
+        }
+        let data = data.unwrap();
+        assert_eq!(
+            auth::verify_digital_signature_auth(&pk, msg, &data),
+            Ok(scheme)
+        );
+        // The same signature under another scheme's AlgorithmIdentifier does not verify.
+        let alg_len = usize::from(data[0]);
+        let other = match scheme {
+            SignatureScheme::RsaPssSha384 => SignatureScheme::RsaPkcs1Sha384,
+            _ => SignatureScheme::RsaPssSha384,
+        };
+        let relabelled = framed(other, &data[1 + alg_len..]);
+        assert_eq!(
+            auth::verify_digital_signature_auth(&pk, msg, &relabelled),
+            Err(AuthError::VerificationFailed),
+            "{scheme:?} as {other:?}"
+        );
+    }
+}
+
+#[test]
 fn scheme_choice_follows_the_peers_hash_algorithms() {
     let rsa = private("rsa2048.pkcs8.pem");
     let ed = private("ed25519.pkcs8.pem");
@@ -203,7 +256,15 @@ fn scheme_choice_follows_the_peers_hash_algorithms() {
         Some(SignatureScheme::RsaPkcs1Sha256)
     );
     // RFC 7427 section 4: never a hash the peer did not announce.
-    assert_eq!(auth::choose_scheme(&rsa, RsaPadding::Pss, &[3, 4]), None);
+    assert_eq!(
+        auth::choose_scheme(&rsa, RsaPadding::Pss, &[4, 3]),
+        Some(SignatureScheme::RsaPssSha384)
+    );
+    assert_eq!(
+        auth::choose_scheme(&rsa, RsaPadding::Pkcs1v15, &[4]),
+        Some(SignatureScheme::RsaPkcs1Sha512)
+    );
+    assert_eq!(auth::choose_scheme(&rsa, RsaPadding::Pss, &[1, 5]), None);
     assert_eq!(auth::choose_scheme(&rsa, RsaPadding::Pss, &[]), None);
     assert_eq!(auth::choose_scheme(&ed, RsaPadding::Pss, &[2, 3, 4]), None);
     assert_eq!(

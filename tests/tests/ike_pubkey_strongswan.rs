@@ -2,7 +2,8 @@
 //! one, each side knowing only the other's raw public key (seed 004's `authby=rsasig` mesh,
 //! swanctl `pubkeys` here, no certificates): the CHILD_SA is installed on both sides with
 //! matching SPIs and the sites ping each other through the XDP/AF_XDP datapath. Keys are made
-//! at test time with `openssl genpkey`. RSA first; ECDSA P-256 and Ed25519 use RFC 7427.
+//! at test time with `openssl genpkey`. RSA (2048, and seed 004's 4096 bits, for which
+//! strongSwan signs with SHA2-384, PKCS#1 or PSS), ECDSA P-256 and Ed25519, all RFC 7427.
 //! A last test gives strongSwan the wrong public key for the agent: nothing is installed.
 
 use std::sync::Mutex;
@@ -10,7 +11,7 @@ use std::time::Duration;
 
 use vpn_lab::{
     AgentProcess, Lab, LabSpec, Node, addr,
-    strongswan::{Charon, Connection, KeyAlgorithm, KeyFiles, Psk, PubkeyAuth},
+    strongswan::{Charon, CharonOptions, Connection, KeyAlgorithm, KeyFiles, Psk, PubkeyAuth},
 };
 use vpn_tests::{agent_bin, poll_until};
 
@@ -39,6 +40,7 @@ struct Setup {
 fn setup(
     agent_alg: KeyAlgorithm,
     charon_alg: KeyAlgorithm,
+    charon_settings: &str,
     wrong_key_for_agent: bool,
 ) -> anyhow::Result<Setup> {
     let lab = Lab::up(LabSpec::default())?;
@@ -51,7 +53,13 @@ fn setup(
         agent_keys.public_key.clone()
     };
 
-    let charon = Charon::start(&lab, Node::RouterB)?;
+    let charon = Charon::start_with(
+        &lab,
+        Node::RouterB,
+        &CharonOptions {
+            extra_charon_settings: charon_settings.to_owned(),
+        },
+    )?;
     // The PSK is unused: the connection authenticates with the raw public keys.
     let (_, mut responder) = Connection::lab_pair(&Psk(b"unused".to_vec()));
     responder.pubkey = Some(PubkeyAuth {
@@ -92,16 +100,25 @@ fn setup(
     })
 }
 
-/// The whole positive scenario; `charon_says` is what charon logs about the agent's AUTH.
+/// How each side signs, as charon logs it (`authentication of '...' with SCHEME`).
+struct Expect {
+    /// The scheme charon verified our AUTH with.
+    agent_signs: &'static str,
+    /// The scheme charon signed its own AUTH with.
+    charon_signs: &'static str,
+}
+
+/// The whole positive scenario.
 fn negotiates_and_carries_traffic(
     agent_alg: KeyAlgorithm,
     charon_alg: KeyAlgorithm,
-    charon_says: &str,
+    charon_settings: &str,
+    expect: Expect,
 ) -> anyhow::Result<()> {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let Setup {
         lab, charon, agent, ..
-    } = setup(agent_alg, charon_alg, false)?;
+    } = setup(agent_alg, charon_alg, charon_settings, false)?;
 
     // The CHILD_SA on strongSwan's side, and ours in the datapath, with matching SPIs.
     let theirs = charon.wait_installed("net", Duration::from_secs(20))?;
@@ -127,15 +144,24 @@ fn negotiates_and_carries_traffic(
     // Both sides really used the keys: charon verified our signature with the expected
     // scheme, and we verified charon's (auth method 1 = RSA, 14 = RFC 7427).
     let log = charon.log();
-    let start = format!(
-        "authentication of '{}' with {charon_says}",
-        addr::ROUTER_A_WAN
-    );
-    assert!(
-        log.lines()
-            .any(|l| l.contains(&start) && l.ends_with(" successful")),
-        "`{start}... successful` not in charon's log:\n{log}"
-    );
+    for start in [
+        format!(
+            "authentication of '{}' with {} ",
+            addr::ROUTER_A_WAN,
+            expect.agent_signs
+        ),
+        format!(
+            "authentication of '{}' (myself) with {} ",
+            addr::ROUTER_B_WAN,
+            expect.charon_signs
+        ),
+    ] {
+        assert!(
+            log.lines()
+                .any(|l| l.contains(&start) && l.ends_with(" successful")),
+            "`{start}... successful` not in charon's log:\n{log}"
+        );
+    }
     let ours = agent.log();
     assert!(
         ours.contains("responder authenticated") && ours.contains("auth_method=14"),
@@ -184,7 +210,40 @@ fn rsa_keys_against_strongswan() -> anyhow::Result<()> {
     negotiates_and_carries_traffic(
         KeyAlgorithm::Rsa(2048),
         KeyAlgorithm::Rsa(2048),
-        "RSA_EMSA_PSS_SHA2_256",
+        "",
+        Expect {
+            agent_signs: "RSA_EMSA_PSS_SHA2_256_SALT_32",
+            charon_signs: "RSA_EMSA_PKCS1_SHA2_256",
+        },
+    )
+}
+
+/// Seed 004's 4096-bit keys: strongSwan signs with SHA2-384 for keys above 3072 bits, with
+/// PKCS#1 v1.5 by default ...
+#[test]
+fn seed_004_rsa_4096_keys_against_strongswan() -> anyhow::Result<()> {
+    negotiates_and_carries_traffic(
+        KeyAlgorithm::Rsa(4096),
+        KeyAlgorithm::Rsa(4096),
+        "",
+        Expect {
+            agent_signs: "RSA_EMSA_PSS_SHA2_256_SALT_32",
+            charon_signs: "RSA_EMSA_PKCS1_SHA2_384",
+        },
+    )
+}
+
+/// ... and with RSA-PSS (its AlgorithmIdentifier parsed by us) when `rsa_pss = yes`.
+#[test]
+fn rsa_pss_4096_from_strongswan() -> anyhow::Result<()> {
+    negotiates_and_carries_traffic(
+        KeyAlgorithm::Rsa(2048),
+        KeyAlgorithm::Rsa(4096),
+        "  rsa_pss = yes",
+        Expect {
+            agent_signs: "RSA_EMSA_PSS_SHA2_256_SALT_32",
+            charon_signs: "RSA_EMSA_PSS_SHA2_384_SALT_48",
+        },
     )
 }
 
@@ -193,13 +252,25 @@ fn ecdsa_p256_key_against_strongswan_rsa() -> anyhow::Result<()> {
     negotiates_and_carries_traffic(
         KeyAlgorithm::EcdsaP256,
         KeyAlgorithm::Rsa(2048),
-        "ECDSA_WITH_SHA256_DER",
+        "",
+        Expect {
+            agent_signs: "ECDSA_WITH_SHA256_DER",
+            charon_signs: "RSA_EMSA_PKCS1_SHA2_256",
+        },
     )
 }
 
 #[test]
 fn ed25519_keys_against_strongswan() -> anyhow::Result<()> {
-    negotiates_and_carries_traffic(KeyAlgorithm::Ed25519, KeyAlgorithm::Ed25519, "ED25519")
+    negotiates_and_carries_traffic(
+        KeyAlgorithm::Ed25519,
+        KeyAlgorithm::Ed25519,
+        "",
+        Expect {
+            agent_signs: "ED25519",
+            charon_signs: "ED25519",
+        },
+    )
 }
 
 #[test]
@@ -207,7 +278,7 @@ fn strongswan_refuses_an_agent_with_another_key() -> anyhow::Result<()> {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let Setup {
         lab, charon, agent, ..
-    } = setup(KeyAlgorithm::Rsa(2048), KeyAlgorithm::Rsa(2048), true)?;
+    } = setup(KeyAlgorithm::Rsa(2048), KeyAlgorithm::Rsa(2048), "", true)?;
     // charon answers AUTHENTICATION_FAILED; the agent logs it and installs nothing.
     let log = poll_until(
         Duration::from_secs(20),

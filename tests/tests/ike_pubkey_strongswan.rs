@@ -34,21 +34,39 @@ struct Setup {
     _dir: tempfile::TempDir,
 }
 
-/// Lab, strongSwan on router-b answering with `charon_alg` keys, the agent on router-a
-/// initiating with `agent_alg` keys. With `wrong_key_for_agent`, strongSwan is given another
-/// public key for the agent (the negative test).
-fn setup(
-    agent_alg: KeyAlgorithm,
-    charon_alg: KeyAlgorithm,
-    charon_settings: &str,
+/// One scenario.
+struct Case {
+    agent: KeyAlgorithm,
+    charon: KeyAlgorithm,
+    /// Extra lines for charon's strongswan.conf.
+    charon_settings: &'static str,
+    /// strongSwan initiates and the agent responds (`startup = "respond"`).
+    agent_responds: bool,
+    /// strongSwan is given another public key for the agent (the negative test).
     wrong_key_for_agent: bool,
-) -> anyhow::Result<Setup> {
+}
+
+impl Case {
+    fn new(agent: KeyAlgorithm, charon: KeyAlgorithm) -> Case {
+        Case {
+            agent,
+            charon,
+            charon_settings: "",
+            agent_responds: false,
+            wrong_key_for_agent: false,
+        }
+    }
+}
+
+/// Lab, strongSwan on router-b with `case.charon` keys, the agent on router-a with
+/// `case.agent` keys, each given the other's public key.
+fn setup(case: &Case) -> anyhow::Result<Setup> {
     let lab = Lab::up(LabSpec::default())?;
     let dir = tempfile::tempdir()?;
-    let agent_keys = KeyFiles::generate(dir.path(), "router-a", agent_alg)?;
-    let charon_keys = KeyFiles::generate(dir.path(), "router-b", charon_alg)?;
-    let trusted = if wrong_key_for_agent {
-        KeyFiles::generate(dir.path(), "impostor", agent_alg)?.public_key
+    let agent_keys = KeyFiles::generate(dir.path(), "router-a", case.agent)?;
+    let charon_keys = KeyFiles::generate(dir.path(), "router-b", case.charon)?;
+    let trusted = if case.wrong_key_for_agent {
+        KeyFiles::generate(dir.path(), "impostor", case.agent)?.public_key
     } else {
         agent_keys.public_key.clone()
     };
@@ -57,16 +75,16 @@ fn setup(
         &lab,
         Node::RouterB,
         &CharonOptions {
-            extra_charon_settings: charon_settings.to_owned(),
+            extra_charon_settings: case.charon_settings.to_owned(),
         },
     )?;
     // The PSK is unused: the connection authenticates with the raw public keys.
-    let (_, mut responder) = Connection::lab_pair(&Psk(b"unused".to_vec()));
-    responder.pubkey = Some(PubkeyAuth {
+    let (_, mut conn) = Connection::lab_pair(&Psk(b"unused".to_vec()));
+    conn.pubkey = Some(PubkeyAuth {
         local: charon_keys.clone(),
         remote_public_key: trusted,
     });
-    charon.load(&[responder])?;
+    charon.load(&[conn])?;
 
     let config = dir.path().join("router-a.toml");
     std::fs::write(
@@ -80,13 +98,18 @@ fn setup(
              force_encap = true\n\
              ike_proposals = [\"aes256gcm16-prfsha256-modp2048\"]\n\
              esp_proposals = [\"aes256gcm16\"]\n\
-             startup = \"initiate\"\n\n[sysctl]\nmanage = false\n",
+             startup = \"{startup}\"\n\n[sysctl]\nmanage = false\n",
             peer = addr::ROUTER_B_WAN,
-            method = auth_key(agent_alg),
+            method = auth_key(case.agent),
             key = agent_keys.private_key.display(),
             peer_key = charon_keys.public_key.display(),
             a = addr::SITE_A,
             b = addr::SITE_B,
+            startup = if case.agent_responds {
+                "respond"
+            } else {
+                "initiate"
+            },
         ),
     )?;
     let config = config.to_string_lossy().into_owned();
@@ -109,16 +132,14 @@ struct Expect {
 }
 
 /// The whole positive scenario.
-fn negotiates_and_carries_traffic(
-    agent_alg: KeyAlgorithm,
-    charon_alg: KeyAlgorithm,
-    charon_settings: &str,
-    expect: Expect,
-) -> anyhow::Result<()> {
+fn negotiates_and_carries_traffic(case: Case, expect: Expect) -> anyhow::Result<()> {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let Setup {
         lab, charon, agent, ..
-    } = setup(agent_alg, charon_alg, charon_settings, false)?;
+    } = setup(&case)?;
+    if case.agent_responds {
+        charon.initiate("net")?;
+    }
 
     // The CHILD_SA on strongSwan's side, and ours in the datapath, with matching SPIs.
     let theirs = charon.wait_installed("net", Duration::from_secs(20))?;
@@ -163,8 +184,14 @@ fn negotiates_and_carries_traffic(
         );
     }
     let ours = agent.log();
+    let peer = if case.agent_responds {
+        "initiator authenticated"
+    } else {
+        "responder authenticated"
+    };
     assert!(
-        ours.contains("responder authenticated") && ours.contains("auth_method=14"),
+        ours.lines()
+            .any(|l| l.contains(peer) && l.contains("auth_method=14")),
         "{ours}"
     );
 
@@ -208,9 +235,7 @@ fn negotiates_and_carries_traffic(
 #[test]
 fn rsa_keys_against_strongswan() -> anyhow::Result<()> {
     negotiates_and_carries_traffic(
-        KeyAlgorithm::Rsa(2048),
-        KeyAlgorithm::Rsa(2048),
-        "",
+        Case::new(KeyAlgorithm::Rsa(2048), KeyAlgorithm::Rsa(2048)),
         Expect {
             agent_signs: "RSA_EMSA_PSS_SHA2_256_SALT_32",
             charon_signs: "RSA_EMSA_PKCS1_SHA2_256",
@@ -223,9 +248,7 @@ fn rsa_keys_against_strongswan() -> anyhow::Result<()> {
 #[test]
 fn seed_004_rsa_4096_keys_against_strongswan() -> anyhow::Result<()> {
     negotiates_and_carries_traffic(
-        KeyAlgorithm::Rsa(4096),
-        KeyAlgorithm::Rsa(4096),
-        "",
+        Case::new(KeyAlgorithm::Rsa(4096), KeyAlgorithm::Rsa(4096)),
         Expect {
             agent_signs: "RSA_EMSA_PSS_SHA2_256_SALT_32",
             charon_signs: "RSA_EMSA_PKCS1_SHA2_384",
@@ -237,9 +260,10 @@ fn seed_004_rsa_4096_keys_against_strongswan() -> anyhow::Result<()> {
 #[test]
 fn rsa_pss_4096_from_strongswan() -> anyhow::Result<()> {
     negotiates_and_carries_traffic(
-        KeyAlgorithm::Rsa(2048),
-        KeyAlgorithm::Rsa(4096),
-        "  rsa_pss = yes",
+        Case {
+            charon_settings: "  rsa_pss = yes",
+            ..Case::new(KeyAlgorithm::Rsa(2048), KeyAlgorithm::Rsa(4096))
+        },
         Expect {
             agent_signs: "RSA_EMSA_PSS_SHA2_256_SALT_32",
             charon_signs: "RSA_EMSA_PSS_SHA2_384_SALT_48",
@@ -250,9 +274,7 @@ fn rsa_pss_4096_from_strongswan() -> anyhow::Result<()> {
 #[test]
 fn ecdsa_p256_key_against_strongswan_rsa() -> anyhow::Result<()> {
     negotiates_and_carries_traffic(
-        KeyAlgorithm::EcdsaP256,
-        KeyAlgorithm::Rsa(2048),
-        "",
+        Case::new(KeyAlgorithm::EcdsaP256, KeyAlgorithm::Rsa(2048)),
         Expect {
             agent_signs: "ECDSA_WITH_SHA256_DER",
             charon_signs: "RSA_EMSA_PKCS1_SHA2_256",
@@ -263,12 +285,25 @@ fn ecdsa_p256_key_against_strongswan_rsa() -> anyhow::Result<()> {
 #[test]
 fn ed25519_keys_against_strongswan() -> anyhow::Result<()> {
     negotiates_and_carries_traffic(
-        KeyAlgorithm::Ed25519,
-        KeyAlgorithm::Ed25519,
-        "",
+        Case::new(KeyAlgorithm::Ed25519, KeyAlgorithm::Ed25519),
         Expect {
             agent_signs: "ED25519",
             charon_signs: "ED25519",
+        },
+    )
+}
+
+/// strongSwan initiates; the agent answers as responder (RSA key, ECDSA on strongSwan's side).
+#[test]
+fn agent_as_responder_with_keys() -> anyhow::Result<()> {
+    negotiates_and_carries_traffic(
+        Case {
+            agent_responds: true,
+            ..Case::new(KeyAlgorithm::Rsa(2048), KeyAlgorithm::EcdsaP256)
+        },
+        Expect {
+            agent_signs: "RSA_EMSA_PSS_SHA2_256_SALT_32",
+            charon_signs: "ECDSA_WITH_SHA256_DER",
         },
     )
 }
@@ -278,7 +313,10 @@ fn strongswan_refuses_an_agent_with_another_key() -> anyhow::Result<()> {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let Setup {
         lab, charon, agent, ..
-    } = setup(KeyAlgorithm::Rsa(2048), KeyAlgorithm::Rsa(2048), "", true)?;
+    } = setup(&Case {
+        wrong_key_for_agent: true,
+        ..Case::new(KeyAlgorithm::Rsa(2048), KeyAlgorithm::Rsa(2048))
+    })?;
     // charon answers AUTHENTICATION_FAILED; the agent logs it and installs nothing.
     let log = poll_until(
         Duration::from_secs(20),

@@ -339,7 +339,15 @@ pub struct PeerConfig {
     pub replay_window: u32,
     /// Send INITIAL_CONTACT in IKE_AUTH (RFC 7296 section 2.4).
     pub initial_contact: bool,
+    /// Interval of NAT-keepalive packets (RFC 3948 section 2.3: one 0xFF octet on the NAT-T
+    /// port) while NAT detection finds us behind a NAT, so the NAT keeps its mapping; None
+    /// disables them.
+    pub nat_keepalive: Option<Duration>,
 }
+
+/// The NAT-keepalive interval strongSwan and most implementations use (RFC 3948 section 4
+/// suggests 20 seconds).
+pub const NAT_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(20);
 
 /// A configuration the engine refuses.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -417,6 +425,7 @@ impl PeerConfig {
             force_encap: false,
             replay_window: 1024,
             initial_contact: true,
+            nat_keepalive: Some(NAT_KEEPALIVE_INTERVAL),
         }
     }
 
@@ -477,6 +486,10 @@ impl PeerConfig {
                 self.dpd
                     .is_none_or(|d| d.delay <= DAY && d.timeout <= DAY && !d.delay.is_zero()),
                 "dpd",
+            ),
+            (
+                self.nat_keepalive.is_none_or(|k| k <= DAY && !k.is_zero()),
+                "nat_keepalive",
             ),
         ];
         if let Some((_, what)) = checks.iter().find(|(ok, _)| !ok) {

@@ -369,6 +369,7 @@ impl SaCore {
 
     fn established(&mut self, now: Instant) {
         self.last_heard = now;
+        self.start_keepalives(now);
         info!(spi_i = %self.spi_i, spi_r = %self.spi_r, local = %self.local,
             remote = %self.remote, "IKE SA established");
         self.events.push_back(Event::IkeSaEstablished {

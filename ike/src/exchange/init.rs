@@ -248,6 +248,7 @@ impl SaCore {
         self.spi_r = spi_r;
         self.last_heard = now;
         self.nat_detected = found.any() || self.config.force_encap;
+        self.behind_nat = found.local_behind;
         if self.nat_detected && found.supported {
             self.local.set_port(self.config.nat_t_port);
             self.remote.set_port(self.config.nat_t_port);
@@ -313,6 +314,35 @@ fn error_reply(
         flags: Flags::new(false, true),
         message_id: MessageId(0),
         payloads: vec![Payload::Notify(n)],
+    };
+    Transmit {
+        from: to,
+        to: from,
+        bytes: reply.encode().unwrap_or_default(),
+        non_esp_marker: marker,
+    }
+}
+
+/// The stateless answer to an IKE_SA_INIT request with an unknown critical payload of type
+/// `payload_type` (RFC 7296 section 2.5): `N(UNSUPPORTED_CRITICAL_PAYLOAD)` with the type as
+/// data, zero responder SPI.
+pub(crate) fn critical_reply(
+    header: &codec::Header,
+    from: SocketAddr,
+    to: SocketAddr,
+    marker: bool,
+    payload_type: u8,
+) -> Transmit {
+    let reply = Message {
+        initiator_spi: header.initiator_spi,
+        responder_spi: Spi::ZERO,
+        exchange_type: ExchangeType::IkeSaInit,
+        flags: Flags::new(false, true),
+        message_id: MessageId(0),
+        payloads: vec![Payload::Notify(Notify::new(
+            NotifyType::UnsupportedCriticalPayload,
+            vec![payload_type],
+        ))],
     };
     Transmit {
         from: to,
@@ -412,6 +442,7 @@ pub(crate) fn respond_init(
     core.remote = from;
     core.encap = via_nat_t;
     core.nat_detected = found.any() || core.config.force_encap;
+    core.behind_nat = found.local_behind;
     info!(spi_i = %core.spi_i, spi_r = %spi_r, %from, nat = core.nat_detected,
         "answered IKE_SA_INIT");
     core.state = State::InitReplied(Box::new(InitReplied {

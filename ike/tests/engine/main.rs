@@ -3,6 +3,7 @@
 
 mod harness;
 mod hostile;
+mod keepalive_critical;
 mod mutation;
 mod rekey;
 mod sigauth;

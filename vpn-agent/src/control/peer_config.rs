@@ -19,7 +19,8 @@
 //!   §3.3), in the order of their first cipher; an algorithm the engine lacks is an error
 //!   naming the tunnel, the proposal and the algorithm;
 //! * selectors: the policy prefixes, or the `0.0.0.0/0` (`::/0`) pair of route-based tunnels;
-//! * lifetimes, DPD, force_encap and the replay window as configured (fuzz percent / 100).
+//! * lifetimes, DPD, force_encap and the replay window as configured (fuzz percent / 100);
+//!   NAT-keepalives every 20 s while behind a NAT (RFC 3948 section 2.3).
 //!
 //! What `PeerConfig` has no field for (startup, NAT-T enable, RFC 7383 fragmentation) is
 //! returned next to it in [`TunnelPeer`]. The result is checked with
@@ -42,7 +43,8 @@ use vpn_ike::PeerConfig;
 use vpn_ike::config::{Auth, KeyAuth, SignatureMode};
 use vpn_ike::config::{
     DpdAction as IkeDpdAction, DpdConfig, EspProposal, IKE_PORT, Identity as IkeIdentity,
-    IkeProposal, Lifetimes as IkeLifetimes, NAT_T_PORT, Psk, RetransmitConfig, TrafficSelector,
+    IkeProposal, Lifetimes as IkeLifetimes, NAT_KEEPALIVE_INTERVAL, NAT_T_PORT, Psk,
+    RetransmitConfig, TrafficSelector,
 };
 use vpn_ike_crypto::PrfAlgorithm;
 use vpn_ike_crypto::auth::{RsaPadding, SigningKey, VerifyingKey};
@@ -283,6 +285,7 @@ pub fn peer_config(
         force_encap: tunnel.force_encap,
         replay_window: tunnel.replay_window,
         initial_contact: true,
+        nat_keepalive: Some(NAT_KEEPALIVE_INTERVAL),
     };
     config
         .validate()

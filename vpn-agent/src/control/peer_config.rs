@@ -175,6 +175,12 @@ fn peer_public_key(tunnel: &Tunnel) -> Result<VerifyingKey, PeerConfigError> {
     VerifyingKey::from_pem(&text).map_err(|e| error(e.to_string()))
 }
 
+/// Checks that a key tunnel's private key parses and fits its method and that the peer's
+/// public key file loads (`vpn-agent validate --secrets`); PSK tunnels pass when non-empty.
+pub fn check_keys(tunnel: &Tunnel, secret: &Secret) -> Result<(), PeerConfigError> {
+    auth(tunnel, secret).map(|_| ())
+}
+
 /// The engine's authentication for `tunnel` with its resolved `secret`.
 fn auth(tunnel: &Tunnel, secret: &Secret) -> Result<Auth, PeerConfigError> {
     let name = || tunnel.name.clone();

@@ -44,6 +44,8 @@ struct Case {
     agent_responds: bool,
     /// strongSwan is given another public key for the agent (the negative test).
     wrong_key_for_agent: bool,
+    /// router-a behind the lab's 1:1 NAT (`LabSpec::nat`).
+    nat: bool,
 }
 
 impl Case {
@@ -54,6 +56,7 @@ impl Case {
             charon_settings: "",
             agent_responds: false,
             wrong_key_for_agent: false,
+            nat: false,
         }
     }
 }
@@ -61,7 +64,7 @@ impl Case {
 /// Lab, strongSwan on router-b with `case.charon` keys, the agent on router-a with
 /// `case.agent` keys, each given the other's public key.
 fn setup(case: &Case) -> anyhow::Result<Setup> {
-    let lab = Lab::up(LabSpec::default())?;
+    let lab = Lab::up(LabSpec { nat: case.nat })?;
     let dir = tempfile::tempdir()?;
     let agent_keys = KeyFiles::generate(dir.path(), "router-a", case.agent)?;
     let charon_keys = KeyFiles::generate(dir.path(), "router-b", case.charon)?;
@@ -90,7 +93,7 @@ fn setup(case: &Case) -> anyhow::Result<Setup> {
     std::fs::write(
         &config,
         format!(
-            "[router]\nname = \"lab-a\"\nwan = \"wan\"\nlan = [\"lan\"]\n\n\
+            "[router]\nname = \"lab-a\"\nwan = \"wan\"\nlan = [\"lan\"]\n{public}\n\
              [[tunnel]]\nname = \"to-site-b\"\npeer = \"{peer}\"\n\
              auth = {{ {method} = {{ file = \"{key}\" }} }}\n\
              peer_public_key = \"{peer_key}\"\n\
@@ -105,6 +108,12 @@ fn setup(case: &Case) -> anyhow::Result<Setup> {
             peer_key = charon_keys.public_key.display(),
             a = addr::SITE_A,
             b = addr::SITE_B,
+            // Behind the NAT our identity is the public address strongSwan sees.
+            public = if case.nat {
+                format!("wan_public_address = \"{}\"\n", addr::ROUTER_A_WAN)
+            } else {
+                String::new()
+            },
             startup = if case.agent_responds {
                 "respond"
             } else {
@@ -306,6 +315,66 @@ fn agent_as_responder_with_keys() -> anyhow::Result<()> {
             charon_signs: "ECDSA_WITH_SHA256_DER",
         },
     )
+}
+
+/// Behind the lab's NAT the agent sends NAT-keepalives (RFC 3948 section 2.3: one 0xFF
+/// octet, UDP 4500 to 4500, every 20 s): one is seen on strongSwan's side of the NAT.
+#[test]
+fn nat_keepalives_cross_the_nat_to_strongswan() -> anyhow::Result<()> {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let Setup {
+        lab, charon, agent, ..
+    } = setup(&Case {
+        nat: true,
+        ..Case::new(KeyAlgorithm::Ed25519, KeyAlgorithm::Ed25519)
+    })?;
+    // Listen on router-b's WAN for a 9-byte UDP datagram (8 header + 1) holding 0xFF from
+    // the agent (through the NAT).
+    let capture = lab
+        .command(Node::RouterB, "timeout")
+        .args(["45", "tcpdump", "-i", "wan", "-n", "-l", "-c", "1"])
+        .arg(format!(
+            "udp and src host {} and dst host {} and dst port 4500 and udp[4:2] = 9 \
+             and udp[8] = 0xff",
+            addr::ROUTER_A_WAN,
+            addr::ROUTER_B_WAN
+        ))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    let theirs = charon.wait_installed("net", Duration::from_secs(20))?;
+    assert!(theirs.encap);
+    // strongSwan sees us behind a NAT.
+    let sas = charon.list_sas()?;
+    assert_eq!(
+        sas.first()
+            .and_then(|s| s.fields.get("nat-remote"))
+            .map(String::as_str),
+        Some("yes"),
+        "{sas:?}"
+    );
+    let out = capture.wait_with_output()?;
+    let line = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "no NAT-keepalive within 45 s ({}): {line}\n{}",
+        out.status,
+        agent.log()
+    );
+    // Translated to the public address by the NAT, ports kept.
+    assert!(
+        line.contains(&format!(
+            "{}.4500 > {}.4500",
+            addr::ROUTER_A_WAN,
+            addr::ROUTER_B_WAN
+        )),
+        "{line}"
+    );
+    // The tunnel is still up.
+    assert!(charon.installed_child("net")?.is_some(), "{}", charon.log());
+    agent.stop()?;
+    charon.stop()?;
+    lab.down()
 }
 
 #[test]

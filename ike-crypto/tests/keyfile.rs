@@ -276,3 +276,14 @@ fn scheme_choice_follows_the_peers_hash_algorithms() {
         Some(SignatureScheme::EcdsaP384Sha384)
     );
 }
+
+/// Every private key type a [`SigningKey`] holds wipes itself on drop (a compile-time check:
+/// this stops building if a dependency drops the guarantee).
+#[test]
+fn private_key_types_zeroize_on_drop() {
+    fn zeroized_on_drop<T: zeroize::ZeroizeOnDrop>() {}
+    zeroized_on_drop::<rsa::PrivateKey>();
+    zeroized_on_drop::<p256::ecdsa::SigningKey>();
+    zeroized_on_drop::<p384::ecdsa::SigningKey>();
+    zeroized_on_drop::<ed25519_dalek::SigningKey>();
+}

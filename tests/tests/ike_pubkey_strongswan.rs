@@ -4,7 +4,9 @@
 //! matching SPIs and the sites ping each other through the XDP/AF_XDP datapath. Keys are made
 //! at test time with `openssl genpkey`. RSA (2048, and seed 004's 4096 bits, for which
 //! strongSwan signs with SHA2-384, PKCS#1 or PSS), ECDSA P-256 and Ed25519, all RFC 7427.
-//! A last test gives strongSwan the wrong public key for the agent: nothing is installed.
+//! The agent also answers as responder, and behind the lab's NAT its NAT-keepalives (RFC 3948
+//! section 2.3) reach strongSwan's side. A last test gives strongSwan the wrong public key for
+//! the agent: nothing is installed.
 
 use std::sync::Mutex;
 use std::time::Duration;

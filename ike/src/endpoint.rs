@@ -300,4 +300,253 @@ mod tests {
         }
         assert_eq!(closed, vec![CloseReason::PeerDeleted]);
     }
+
+    fn key(name: &str) -> vpn_ike_crypto::auth::SigningKey {
+        let path = format!(
+            "{}/../ike-crypto/tests/keys/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        vpn_ike_crypto::auth::SigningKey::from_pem(&std::fs::read(path).unwrap()).unwrap()
+    }
+
+    /// A signs with an RSA key, B with an Ed25519 key; each knows the other's public key.
+    fn key_configs() -> (PeerConfig, PeerConfig) {
+        use crate::config::{Auth, KeyAuth, SignatureMode};
+        let mode = SignatureMode::DigitalSignature {
+            rsa: vpn_ike_crypto::auth::RsaPadding::Pss,
+        };
+        let auth = |own: &str, peer: &str| {
+            Auth::PublicKey(Box::new(KeyAuth {
+                local_key: Arc::new(key(own)),
+                peer_key: key(peer).verifying_key(),
+                mode,
+            }))
+        };
+        let mut a = config("198.51.100.1:500", "198.51.100.2:500");
+        a.auth = auth("rsa2048.pkcs8.pem", "ed25519.pkcs8.pem");
+        let mut b = config("198.51.100.2:500", "198.51.100.1:500");
+        b.auth = auth("ed25519.pkcs8.pem", "rsa2048.pkcs8.pem");
+        (a, b)
+    }
+
+    /// IKE_SA_INIT done; A's IKE_AUTH request is returned, not delivered.
+    fn until_auth(now: Instant) -> (IkeSa<TestRng>, Listener<TestRng>, Transmit) {
+        let (ac, bc) = key_configs();
+        let mut a = IkeSa::initiator(ac, TestRng(1), now).unwrap();
+        let mut b = Listener::new(vec![bc], TestRng(2)).unwrap();
+        a.initiate(now);
+        let init = a.poll_transmit().unwrap();
+        b.handle_datagram(now, init.from, init.to, &init.datagram());
+        let reply = b.poll_transmit().unwrap();
+        a.handle_datagram(now, reply.from, reply.to, &reply.datagram());
+        let auth = a.poll_transmit().unwrap();
+        assert!(matches!(a.core.state, State::AuthSent(_)));
+        (a, b, auth)
+    }
+
+    /// Replaces the AUTH payload of an encrypted IKE_AUTH message, keeping everything else.
+    fn with_auth(
+        bytes: &[u8],
+        cipher: &vpn_ike_crypto::ike_cipher::SkCipher,
+        auth: &codec::Authentication,
+    ) -> Vec<u8> {
+        let msg = Message::decode(bytes).unwrap();
+        let opened = sk::open(bytes, &msg, cipher).unwrap();
+        let payloads: Vec<Payload> = opened
+            .payloads
+            .into_iter()
+            .map(|p| match p {
+                Payload::Authentication(_) => Payload::Authentication(auth.clone()),
+                other => other,
+            })
+            .collect();
+        let h = OutHeader {
+            spi_i: msg.initiator_spi,
+            spi_r: msg.responder_spi,
+            exchange: msg.exchange_type,
+            flags: msg.flags,
+            message_id: msg.message_id.0,
+        };
+        sk::seal(h, &payloads, cipher, &mut TestRng(5)).unwrap()
+    }
+
+    fn genuine_auth(
+        bytes: &[u8],
+        cipher: &vpn_ike_crypto::ike_cipher::SkCipher,
+    ) -> codec::Authentication {
+        let msg = Message::decode(bytes).unwrap();
+        sk::open(bytes, &msg, cipher)
+            .unwrap()
+            .payloads
+            .into_iter()
+            .find_map(|p| match p {
+                Payload::Authentication(a) => Some(a),
+                _ => None,
+            })
+            .unwrap()
+    }
+
+    /// AUTH payloads that must all be refused: malformed RFC 7427 framing, unknown or
+    /// mismatched algorithms, a wrong method, and a genuine signature with one bit flipped.
+    fn bad_auths(genuine: &codec::Authentication) -> Vec<(&'static str, codec::Authentication)> {
+        use crate::codec::AuthMethod as M;
+        let ds = |data: Vec<u8>| codec::Authentication {
+            method: M::DigitalSignature,
+            data,
+        };
+        let alg_len = usize::from(genuine.data[0]);
+        let mut flipped = genuine.clone();
+        *flipped.data.last_mut().unwrap() ^= 1;
+        let mut truncated = genuine.clone();
+        truncated.data.truncate(1 + alg_len + 10);
+        // sha1WithRSAEncryption: not accepted.
+        let sha1_rsa = [
+            0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x05, 0x05,
+            0x00,
+        ];
+        let mut unknown_alg = vec![sha1_rsa.len() as u8];
+        unknown_alg.extend_from_slice(&sha1_rsa);
+        unknown_alg.extend_from_slice(&genuine.data[1 + alg_len..]);
+        // Another key type's AlgorithmIdentifier in front of the signature.
+        use vpn_ike_crypto::auth::SignatureScheme;
+        let other =
+            if genuine.data[1..=alg_len] == *SignatureScheme::Ed25519.algorithm_identifier() {
+                SignatureScheme::RsaPssSha256
+            } else {
+                SignatureScheme::Ed25519
+            }
+            .algorithm_identifier();
+        let mut mismatched = vec![other.len() as u8];
+        mismatched.extend_from_slice(other);
+        mismatched.extend_from_slice(&genuine.data[1 + alg_len..]);
+        vec![
+            ("tampered signature", flipped),
+            ("truncated signature", truncated),
+            ("empty", ds(Vec::new())),
+            ("length beyond the data", ds(vec![0xff, 0x30, 0x00])),
+            (
+                "only an AlgorithmIdentifier",
+                ds(genuine.data[..=alg_len].to_vec()),
+            ),
+            ("unsupported algorithm", ds(unknown_alg)),
+            ("algorithm of another key type", ds(mismatched)),
+            (
+                "method 1 garbage",
+                codec::Authentication {
+                    method: M::RsaSig,
+                    data: vec![0xff; 4096],
+                },
+            ),
+            (
+                "a PSK MIC",
+                codec::Authentication {
+                    method: M::SharedKeyMic,
+                    data: vec![7; 32],
+                },
+            ),
+            (
+                "RFC 4754 ECDSA method",
+                codec::Authentication {
+                    method: M::EcdsaSha256P256,
+                    data: vec![1; 64],
+                },
+            ),
+        ]
+    }
+
+    #[test]
+    fn key_handshake_completes_when_untouched() {
+        let now = Instant::now();
+        let (mut a, mut b, auth) = until_auth(now);
+        b.handle_datagram(now, auth.from, auth.to, &auth.datagram());
+        pump(&mut a, &mut b, now);
+        assert_eq!(a.state(), SaState::Established);
+    }
+
+    /// The responder refuses every bad AUTH of the initiator with AUTHENTICATION_FAILED,
+    /// counts it, keeps nothing, and never panics.
+    #[test]
+    fn responder_refuses_bad_signatures() {
+        let now = Instant::now();
+        let (a, _, auth) = until_auth(now);
+        let State::AuthSent(s) = &a.core.state else {
+            unreachable!()
+        };
+        let genuine = genuine_auth(&auth.bytes, &s.keyed.tx);
+        for (what, bad) in bad_auths(&genuine) {
+            let (a, mut b, auth) = until_auth(now);
+            let State::AuthSent(s) = &a.core.state else {
+                unreachable!()
+            };
+            let forged = with_auth(&auth.bytes, &s.keyed.tx, &bad);
+            b.handle_datagram(now, auth.from, auth.to, &forged);
+            let t = b
+                .poll_transmit()
+                .unwrap_or_else(|| panic!("{what}: no answer"));
+            let msg = Message::decode(&t.bytes).unwrap();
+            let opened = sk::open(&t.bytes, &msg, &s.keyed.rx).unwrap();
+            assert!(
+                matches!(opened.payloads.as_slice(),
+                    [Payload::Notify(n)] if n.notify_type == NotifyType::AuthenticationFailed),
+                "{what}: {:?}",
+                opened.payloads
+            );
+            assert_eq!(b.stats().authentication_failures, 1, "{what}");
+            let mut events = Vec::new();
+            while let Some(e) = b.poll_event() {
+                events.push(e.event);
+            }
+            assert!(
+                !events.iter().any(|e| matches!(
+                    e,
+                    Event::IkeSaEstablished { .. } | Event::ChildSaInstalled(_)
+                )),
+                "{what}: {events:?}"
+            );
+            assert!(b.sa_spis().is_empty(), "{what}");
+        }
+    }
+
+    /// The initiator refuses every bad AUTH of the responder: closed, counted, no CHILD_SA.
+    #[test]
+    fn initiator_refuses_bad_signatures() {
+        let now = Instant::now();
+        for index in 0.. {
+            let (mut a, mut b, auth) = until_auth(now);
+            b.handle_datagram(now, auth.from, auth.to, &auth.datagram());
+            let reply = b.poll_transmit().unwrap();
+            let State::AuthSent(s) = &a.core.state else {
+                unreachable!()
+            };
+            let genuine = genuine_auth(&reply.bytes, &s.keyed.rx);
+            let bads = bad_auths(&genuine);
+            let Some((what, bad)) = bads.get(index) else {
+                break;
+            };
+            let forged = with_auth(&reply.bytes, &s.keyed.rx, bad);
+            a.handle_datagram(now, reply.from, reply.to, &forged);
+            assert_eq!(a.state(), SaState::Closed, "{what}");
+            assert_eq!(a.stats().authentication_failures, 1, "{what}");
+            let mut events = Vec::new();
+            while let Some(e) = a.poll_event() {
+                events.push(e);
+            }
+            assert!(
+                events.iter().any(|e| matches!(
+                    e,
+                    Event::IkeSaClosed {
+                        reason: CloseReason::AuthenticationFailed
+                    }
+                )),
+                "{what}: {events:?}"
+            );
+            assert!(
+                !events.iter().any(|e| matches!(
+                    e,
+                    Event::IkeSaEstablished { .. } | Event::ChildSaInstalled(_)
+                )),
+                "{what}: {events:?}"
+            );
+        }
+    }
 }

@@ -8,6 +8,7 @@
 //! peer's AUTH we use the bytes we received, never a re-encoding.
 
 use rand_core::CryptoRng;
+use tracing::info;
 use vpn_ike_crypto::auth::{self, AuthError, SUPPORTED_HASH_ALGORITHMS, SigningKey, VerifyingKey};
 
 use crate::codec::{AuthMethod, Authentication, Notify, NotifyType, Payload};
@@ -125,10 +126,19 @@ fn sign(
                 .map_err(|_| OwnAuthError::Signing)?,
         }),
         // Method 1: configured, or the fallback of an RSA key for a peer without RFC 7427.
-        (None, SigningKey::Rsa(key)) => Ok(Authentication {
-            method: AuthMethod::RsaSig,
-            data: auth::rsa_sha1_sign(key, octets).map_err(|_| OwnAuthError::Signing)?,
-        }),
+        (None, SigningKey::Rsa(key)) => {
+            if k.mode != SignatureMode::RsaSha1 {
+                // Visible: a peer (or whoever rewrote its IKE_SA_INIT) that announces no
+                // SIGNATURE_HASH_ALGORITHMS gets SHA-1 signatures.
+                info!(
+                    "peer announced no usable RFC 7427 hash: signing with auth method 1 (RSA, SHA-1)"
+                );
+            }
+            Ok(Authentication {
+                method: AuthMethod::RsaSig,
+                data: auth::rsa_sha1_sign(key, octets).map_err(|_| OwnAuthError::Signing)?,
+            })
+        }
         (None, key) => Err(OwnAuthError::NoCommonHash(key.kind())),
     }
 }

@@ -4,7 +4,7 @@
 use std::{collections::BTreeMap, net::Ipv4Addr};
 
 use anyhow::Context as _;
-use vpn_config::{AuthMethod, Config, TrafficMode};
+use vpn_config::{Config, TrafficMode};
 
 use super::{
     child_sa::{TunnelSas, TunnelSettings, choose_routes},
@@ -19,24 +19,14 @@ pub struct IkeTunnels {
 }
 
 impl IkeTunnels {
-    /// Starts IKE for every PSK tunnel of `config` on the WAN address `wan`; `None` when the
-    /// configuration has none.
+    /// Starts IKE for every tunnel of `config` (PSK or key authentication) on the WAN address
+    /// `wan`; `None` when the configuration has none.
     pub fn start(
         config: &Config,
         wan: Ipv4Addr,
         report: std::path::PathBuf,
     ) -> anyhow::Result<Option<Self>> {
-        let wanted: Vec<_> = config
-            .tunnels
-            .iter()
-            .filter(|t| {
-                let psk = t.auth.method == AuthMethod::Psk;
-                if !psk {
-                    tracing::warn!(tunnel = %t.name, "key authentication is not supported by the IKE engine yet: tunnel skipped");
-                }
-                psk
-            })
-            .collect();
+        let wanted: Vec<_> = config.tunnels.iter().collect();
         if wanted.is_empty() {
             return Ok(None);
         }
@@ -46,10 +36,11 @@ impl IkeTunnels {
         let mut peers = Vec::new();
         let mut tunnels = BTreeMap::new();
         for tunnel in wanted {
-            let psk = secrets
-                .tunnel(&tunnel.name)
-                .with_context(|| format!("tunnel {}: no pre-shared key", tunnel.name))?;
-            peers.push(peer_config(&config.router, tunnel, wan.into(), psk)?);
+            // The PSK or the PEM private key (read from its mode-0600 file).
+            let secret = secrets.tunnel(&tunnel.name).with_context(|| {
+                format!("tunnel {}: no pre-shared key or private key", tunnel.name)
+            })?;
+            peers.push(peer_config(&config.router, tunnel, wan.into(), secret)?);
             let v4 = |net: &ipnet::IpNet| match net {
                 ipnet::IpNet::V4(v4) => Some(*v4),
                 ipnet::IpNet::V6(_) => None,

@@ -235,3 +235,53 @@ fn rekeys_started_by_the_initiator_lose_no_packet() -> anyhow::Result<()> {
 fn rekeys_started_by_the_responder_lose_no_packet() -> anyhow::Result<()> {
     rekey_under_load(Node::RouterB)
 }
+
+/// A peer that refuses the tunnel at first (its key was wrong) and is fixed later: the
+/// initiating router keeps trying, with back-off, and the tunnel comes up without a restart.
+#[test]
+fn an_initiator_tries_again_until_its_peer_accepts() -> anyhow::Result<()> {
+    let lab = Lab::up(LabSpec::default())?;
+    let files = IkeTunnelFiles::write(lab.id(), &IkeOptions::default())?;
+    let good = std::fs::read_to_string(&files.router_b)?;
+    let dir = tempfile::tempdir()?;
+    let wrong = dir.path().join("wrong-psk");
+    std::fs::write(&wrong, "not-the-right-key-at-all")?;
+    std::fs::set_permissions(&wrong, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    let psk_line = good
+        .lines()
+        .find(|l| l.starts_with("auth = "))
+        .expect("router-b's auth line")
+        .to_owned();
+    std::fs::write(
+        &files.router_b,
+        good.replace(
+            &psk_line,
+            &format!("auth = {{ psk = {{ file = \"{}\" }} }}", wrong.display()),
+        ),
+    )?;
+    let bin = agent_bin()?;
+    let b = files.start_agent(&lab, Node::RouterB, &bin)?;
+    let a = files.start_agent(&lab, Node::RouterA, &bin)?;
+    // Refused: AUTHENTICATION_FAILED, no SA on either side.
+    let refused = poll_until(
+        Duration::from_secs(10),
+        || Ok(a.log()),
+        |log| log.contains("IKE SA closed"),
+    )?;
+    assert!(refused.contains("IKE SA closed"), "{refused}");
+    assert_eq!(spis(&a.status()?).0.len(), 0);
+
+    // The peer's operator fixes the key and restarts it; router-a is left alone.
+    b.stop()?;
+    std::fs::write(&files.router_b, &good)?;
+    let b = files.start_agent(&lab, Node::RouterB, &bin)?;
+    let up = |s: &StatusSnapshot| s.worker.as_ref().is_some_and(|w| w.sas.len() == 2);
+    let s = poll_until(Duration::from_secs(40), || a.status(), up)?;
+    assert!(up(&s), "router-a never tried again:\n{}", a.log());
+    assert!(a.log().contains("initiating IKE again"), "{}", a.log());
+    assert_eq!(ping(&lab, Node::HostA, addr::HOST_B, 3)?, 3);
+
+    a.stop()?;
+    b.stop()?;
+    lab.down()
+}

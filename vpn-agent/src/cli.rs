@@ -53,8 +53,8 @@ pub struct ValidateArgs {
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Router configuration (TOML, see `vpn-agent validate`): interfaces and sysctl policy
-    /// are taken from it (the tunnels it describes need the IKE control plane, to come).
+    /// Router configuration (TOML, see `vpn-agent validate`): interfaces, sysctl policy, and
+    /// the tunnels, negotiated with IKEv2.
     #[arg(long, value_name = "FILE")]
     pub config: Option<std::path::PathBuf>,
     /// Internet-facing interface (IKE and ESP arrive here); overrides the configuration's.

@@ -68,6 +68,9 @@ pub struct RunArgs {
     /// Static-key tunnels to run (TOML; keys in root-only files). Needs a LAN interface.
     #[arg(long, value_name = "FILE")]
     pub static_tunnels: Option<std::path::PathBuf>,
+    /// Serve Prometheus metrics on this local address (e.g. 127.0.0.1:9469), path /metrics.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub metrics: Option<std::net::SocketAddr>,
     /// How to attach XDP: in the driver (native), or in the generic network stack.
     #[arg(long, value_enum, default_value_t = XdpAttachMode::Native)]
     pub xdp_mode: XdpAttachMode,

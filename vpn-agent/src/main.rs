@@ -5,6 +5,7 @@ mod cli;
 mod control;
 mod datapath;
 mod instance;
+mod metrics;
 mod run;
 mod status;
 mod system;

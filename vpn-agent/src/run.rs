@@ -14,6 +14,7 @@ use crate::{
         tunnels::{TunnelRuntime, static_routes},
     },
     instance::{PIN_ROOT, RuntimeState, create_private_dir, write_private_json},
+    metrics::MetricsServer,
     system::sysctl::{self, AppliedSysctls, Drift},
 };
 
@@ -105,10 +106,20 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         ike: None,
         sysctls: None,
         state_stored: false,
+        metrics: None,
     };
     if let Err(err) = parts.start(name, config.as_ref(), static_tunnels.clone(), &requests) {
         let _ = parts.shutdown(name);
         return Err(err);
+    }
+    if let Some(listen) = args.metrics {
+        match MetricsServer::start(listen, name) {
+            Ok(server) => parts.metrics = Some(server),
+            Err(err) => {
+                let _ = parts.shutdown(name);
+                return Err(err);
+            }
+        }
     }
     tracing::info!(instance = %name, pin_dir = %pin_dir.display(), "datapath ready");
 
@@ -175,6 +186,7 @@ struct Running {
     ike: Option<IkeTunnels>,
     sysctls: Option<AppliedSysctls>,
     state_stored: bool,
+    metrics: Option<MetricsServer>,
 }
 
 impl Running {
@@ -216,6 +228,9 @@ impl Running {
     }
 
     fn shutdown(self, name: &crate::instance::InstanceName) -> anyhow::Result<()> {
+        if let Some(metrics) = self.metrics {
+            metrics.stop();
+        }
         if let Some(ike) = self.ike {
             ike.stop();
         }

@@ -24,7 +24,7 @@ use vpn_config::Startup;
 use vpn_ike::{ChildSaInstalled, Event, Listener, Transmit, codec::Spi};
 
 use super::{
-    ike_report::{IkeReport, IkeSaReport},
+    ike_report::{IkeReport, IkeSaReport, TunnelEvents},
     peer_config::TunnelPeer,
 };
 use crate::instance::write_private_json;
@@ -186,6 +186,7 @@ impl IkeDriver {
                     report,
                     reported: Instant::now(),
                     initiating,
+                    events: BTreeMap::new(),
                 };
                 while !flag.load(Ordering::Relaxed) {
                     io.turn();
@@ -246,6 +247,8 @@ struct Io {
     /// Where the SAs' state is published, and when it last was.
     report: std::path::PathBuf,
     reported: Instant,
+    /// Rekeys and IKE SA ends per tunnel, for status and metrics.
+    events: BTreeMap<String, TunnelEvents>,
     /// Tunnels that initiate, by name: they try again, with back-off, while they have no IKE
     /// SA (a production tunnel must come back when its peer does, however long it was away).
     initiating: BTreeMap<String, Retry>,
@@ -352,7 +355,10 @@ impl Io {
     /// Writes the IKE and CHILD SAs for `vpn-agent status`.
     fn publish(&mut self) {
         self.reported = Instant::now();
-        let mut report = IkeReport::default();
+        let mut report = IkeReport {
+            tunnels: self.events.clone(),
+            ..IkeReport::default()
+        };
         for sa in self.listener.sa_info() {
             let local = if sa.initiator { sa.spi_i } else { sa.spi_r };
             let tunnel = self
@@ -409,6 +415,9 @@ impl Io {
                 let Some(tunnel) = self.tunnel_of(spi, Some(child.remote_addr)) else {
                     return;
                 };
+                if child.rekeyed_from.is_some() {
+                    self.events.entry(tunnel.clone()).or_default().child_rekeys += 1;
+                }
                 tracing::info!(
                     %tunnel,
                     spi_in = format_args!("{:#010x}", child.spi_in),
@@ -428,6 +437,13 @@ impl Io {
                     return;
                 };
                 tracing::warn!(%tunnel, ?reason, "IKE SA closed");
+                *self
+                    .events
+                    .entry(tunnel.clone())
+                    .or_default()
+                    .ike_sa_closed
+                    .entry(format!("{reason:?}"))
+                    .or_default() += 1;
                 DriverEvent::Down {
                     tunnel,
                     reason: format!("{reason:?}"),

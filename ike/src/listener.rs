@@ -238,6 +238,16 @@ impl<R: CryptoRng> Listener<R> {
     /// Moves datagrams and events out of the SAs and removes closed ones.
     fn collect(&mut self) {
         self.initial_contact();
+        // IKE SAs that replace rekeyed ones (RFC 7296 section 2.18).
+        let successors: Vec<SaCore> = self
+            .sas
+            .values_mut()
+            .filter_map(|sa| sa.successor.take())
+            .map(|b| *b)
+            .collect();
+        for sa in successors {
+            self.sas.insert(sa.local_spi(), sa);
+        }
         let mut closed = Vec::new();
         for (spi, sa) in &mut self.sas {
             self.transmits.extend(sa.transmits.drain(..));

@@ -208,6 +208,10 @@ pub(crate) struct SaCore {
     /// Set when the peer's IKE_AUTH carried INITIAL_CONTACT; the listener then drops the
     /// peer's older IKE SAs.
     pub initial_contact: bool,
+    /// The IKE SA that replaces this one after a rekey, for the listener to take over.
+    pub successor: Option<Box<SaCore>>,
+    /// Replaced by a rekey: its CHILD_SAs moved on, and its end is no outage.
+    pub rekeyed: bool,
 }
 
 impl SaCore {
@@ -238,6 +242,8 @@ impl SaCore {
             stats: Stats::default(),
             restart_requested: false,
             initial_contact: false,
+            successor: None,
+            rekeyed: false,
         }
     }
 
@@ -367,6 +373,11 @@ impl SaCore {
         if self.is_closed() {
             return;
         }
+        let reason = if self.rekeyed {
+            CloseReason::Rekeyed
+        } else {
+            reason
+        };
         for c in std::mem::take(&mut self.children) {
             self.events.push_back(Event::ChildSaDeleted {
                 spi_in: c.spi_in,
@@ -663,7 +674,8 @@ impl SaCore {
 
     /// Starts queued work and liveness checks when the request window is free.
     pub fn drive(&mut self, now: Instant, rng: &mut dyn CryptoRng) {
-        if self.pending.is_some() || !matches!(self.state, State::Established(_)) {
+        // A rekeyed IKE SA only waits for the peer's DELETE: its successor does the work.
+        if self.pending.is_some() || !matches!(self.state, State::Established(_)) || self.rekeyed {
             return;
         }
         if let Some(op) = self.ops.pop_front() {

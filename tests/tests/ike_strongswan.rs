@@ -242,3 +242,97 @@ fn agent_initiates_to_strongswan_and_carries_traffic() -> anyhow::Result<()> {
 fn strongswan_initiates_to_the_agent_and_traffic_flows() -> anyhow::Result<()> {
     negotiate(Initiator::StrongSwan)
 }
+
+/// strongSwan rekeys the IKE SA (RFC 7296 2.18) after 5 s and the CHILD_SA after 12 s: the
+/// agent answers the IKE SA rekey, its CHILD_SA carries on untouched, and the later CHILD_SA
+/// rekey, whose keys come from the new IKE SA's SK_d, carries traffic too.
+#[test]
+fn strongswan_rekeys_the_ike_sa_and_the_tunnel_carries_on() -> anyhow::Result<()> {
+    let lab = Lab::up(LabSpec::default())?;
+    let psk = Psk(format!("lab-psk-{}", lab.id()).into_bytes());
+    let charon = Charon::start(&lab, Node::RouterB)?;
+    let (_, mut responder) = Connection::lab_pair(&psk);
+    responder.encap = true;
+    responder.ike_rekey_time = Some(Duration::from_secs(5));
+    // Far from the hard limit, which strongSwan would otherwise hit during the rekey.
+    responder.ike_over_time = Some(Duration::from_secs(120));
+    responder.child_rekey_time = Some(Duration::from_secs(12));
+    charon.load(&[responder])?;
+    let dir = tempfile::tempdir()?;
+    let config = agent_config(dir.path(), &psk, "initiate")?;
+    let config = config.to_string_lossy().into_owned();
+    let agent =
+        AgentProcess::start_bare(&lab, Node::RouterA, &agent_bin()?, &["--config", &config])?;
+    let first = charon.wait_installed("net", Duration::from_secs(20))?;
+    check_spis(&agent, &first)?;
+    let ike_spi = |charon: &Charon| -> anyhow::Result<Option<String>> {
+        Ok(charon
+            .list_sas()?
+            .into_iter()
+            .find(|sa| sa.state == "ESTABLISHED")
+            .and_then(|sa| sa.fields.get("initiator-spi").cloned()))
+    };
+    let original = ike_spi(&charon)?;
+
+    // The IKE SA rekey (strongSwan starts it after 5 s, give or take its jitter).
+    let rekeyed = poll_until(
+        Duration::from_secs(15),
+        || ike_spi(&charon),
+        |spi| spi.is_some() && *spi != original,
+    )?;
+    assert!(
+        rekeyed.is_some() && rekeyed != original,
+        "strongSwan did not rekey the IKE SA:\n{}\n{}",
+        charon.log(),
+        agent.log()
+    );
+    assert_eq!(
+        ping(&lab, Node::HostA, addr::HOST_B, 3)?,
+        3,
+        "{}",
+        agent.log()
+    );
+    // Our side: one IKE SA (the new one) holding the CHILD_SA, which did not change.
+    let s = poll_until(
+        Duration::from_secs(5),
+        || agent.status(),
+        |s| s.ike.as_ref().is_some_and(|i| i.ike_sas.len() == 1),
+    )?;
+    let ike = s.ike.as_ref().expect("IKE SAs in status");
+    assert_eq!(ike.ike_sas.len(), 1, "{ike:?}\n{}", agent.log());
+    assert_eq!(ike.ike_sas[0].child_sas.len(), 1, "{ike:?}");
+    assert_eq!(ike.ike_sas[0].child_sas[0].spi_in, first.spi_out, "{ike:?}");
+
+    // The CHILD_SA rekey on the new IKE SA (after 12 s): new SPIs, traffic flows.
+    let second = poll_until(
+        Duration::from_secs(20),
+        || charon.installed_child("net"),
+        |c| c.as_ref().is_some_and(|c| c.spi_in != first.spi_in),
+    )?
+    .ok_or_else(|| anyhow::anyhow!("no CHILD_SA after the rekey:\n{}", charon.log()))?;
+    assert_ne!(second.spi_in, first.spi_in, "{}", charon.log());
+    poll_until(
+        Duration::from_secs(5),
+        || agent.status(),
+        |s| {
+            s.worker
+                .as_ref()
+                .is_some_and(|w| w.sas.iter().any(|sa| sa.spi == second.spi_in))
+        },
+    )?;
+    assert_eq!(
+        ping(&lab, Node::HostA, addr::HOST_B, 3)?,
+        3,
+        "{}",
+        agent.log()
+    );
+    assert!(
+        !agent.log().contains("IKE SA down"),
+        "the tunnel went down:\n{}",
+        agent.log()
+    );
+
+    agent.stop()?;
+    charon.stop()?;
+    lab.down()
+}

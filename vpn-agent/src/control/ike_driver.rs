@@ -432,6 +432,13 @@ impl Io {
                 };
                 DriverEvent::Deleted { tunnel, spi_in }
             }
+            // Its CHILD_SAs live on in the IKE SA that replaced it.
+            Event::IkeSaClosed {
+                reason: vpn_ike::CloseReason::Rekeyed,
+            } => {
+                tracing::info!(spi = %spi, "rekeyed IKE SA deleted");
+                return;
+            }
             Event::IkeSaClosed { reason } => {
                 let Some(tunnel) = self.tunnel_of(spi, None) else {
                     return;

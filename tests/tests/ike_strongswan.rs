@@ -33,6 +33,16 @@ fn agent_config(
     psk: &Psk,
     startup: &str,
 ) -> anyhow::Result<std::path::PathBuf> {
+    agent_config_with(dir, psk, startup, "")
+}
+
+/// Like [`agent_config`], with more TOML lines for the tunnel.
+fn agent_config_with(
+    dir: &std::path::Path,
+    psk: &Psk,
+    startup: &str,
+    extra: &str,
+) -> anyhow::Result<std::path::PathBuf> {
     use std::os::unix::fs::PermissionsExt as _;
     let psk_file = dir.join("psk");
     std::fs::write(&psk_file, &psk.0)?;
@@ -48,7 +58,7 @@ fn agent_config(
              force_encap = true\n\
              ike_proposals = [\"aes256gcm16-prfsha256-modp2048\"]\n\
              esp_proposals = [\"aes256gcm16\"]\n\
-             startup = \"{startup}\"\n\n[sysctl]\nmanage = false\n",
+             startup = \"{startup}\"\n{extra}\n\n[sysctl]\nmanage = false\n",
             peer = addr::ROUTER_B_WAN,
             psk = psk_file.display(),
             a = addr::SITE_A,
@@ -329,6 +339,68 @@ fn strongswan_rekeys_the_ike_sa_and_the_tunnel_carries_on() -> anyhow::Result<()
     assert!(
         !agent.log().contains("IKE SA down"),
         "the tunnel went down:\n{}",
+        agent.log()
+    );
+
+    agent.stop()?;
+    charon.stop()?;
+    lab.down()
+}
+
+/// The agent rekeys the IKE SA itself (its IKE lifetime is 12 s, rekeyed 4 s before) with
+/// strongSwan as responder: strongSwan takes the new IKE SA, the old one is deleted, and the
+/// CHILD_SA carries on.
+#[test]
+fn agent_rekeys_the_ike_sa_with_strongswan() -> anyhow::Result<()> {
+    let lab = Lab::up(LabSpec::default())?;
+    let psk = Psk(format!("lab-psk-{}", lab.id()).into_bytes());
+    let charon = Charon::start(&lab, Node::RouterB)?;
+    let (_, mut responder) = Connection::lab_pair(&psk);
+    responder.encap = true;
+    charon.load(&[responder])?;
+    let dir = tempfile::tempdir()?;
+    let config = agent_config_with(
+        dir.path(),
+        &psk,
+        "initiate",
+        "lifetimes = { ike = 12, child = \"1h\", rekey_margin = 4, rekey_fuzz = 0 }",
+    )?;
+    let config = config.to_string_lossy().into_owned();
+    let agent =
+        AgentProcess::start_bare(&lab, Node::RouterA, &agent_bin()?, &["--config", &config])?;
+    let first = charon.wait_installed("net", Duration::from_secs(20))?;
+    check_spis(&agent, &first)?;
+    let ike_spis = |charon: &Charon| -> anyhow::Result<Vec<String>> {
+        Ok(charon
+            .list_sas()?
+            .into_iter()
+            .filter(|sa| sa.state == "ESTABLISHED")
+            .filter_map(|sa| sa.fields.get("initiator-spi").cloned())
+            .collect())
+    };
+    let original = ike_spis(&charon)?;
+    assert_eq!(original.len(), 1, "{original:?}");
+    let after = poll_until(
+        Duration::from_secs(20),
+        || ike_spis(&charon),
+        |spis| spis.len() == 1 && *spis != original,
+    )?;
+    assert!(
+        after.len() == 1 && after != original,
+        "no IKE SA rekey: {after:?}\n{}\n{}",
+        agent.log(),
+        charon.log()
+    );
+    assert!(agent.log().contains("IKE SA rekeyed"), "{}", agent.log());
+    // The CHILD_SA was inherited, not renegotiated.
+    let child = charon
+        .installed_child("net")?
+        .ok_or_else(|| anyhow::anyhow!("no CHILD_SA:\n{}", charon.log()))?;
+    assert_eq!(child.spi_in, first.spi_in, "{}", charon.log());
+    assert_eq!(
+        ping(&lab, Node::HostA, addr::HOST_B, 3)?,
+        3,
+        "{}",
         agent.log()
     );
 

@@ -6,6 +6,7 @@ mod control;
 mod datapath;
 mod instance;
 mod metrics;
+mod operate;
 mod run;
 mod status;
 mod system;
@@ -19,6 +20,10 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         cli::Command::Run(args) => run::run(&args),
         cli::Command::Status(args) => status::show(&args),
+        cli::Command::ListSas(args) => operate::list_sas(&args),
+        cli::Command::Initiate(args) => operate::tunnel(&args, true),
+        cli::Command::Terminate(args) => operate::tunnel(&args, false),
+        cli::Command::Reload(args) => operate::reload(&args),
         cli::Command::Validate(args) => validate::run(&args),
         cli::Command::Mesh {
             command: cli::MeshCommand::Render { inventory, node },

@@ -7,7 +7,7 @@ use vpn_common::InterfaceRole;
 use crate::{
     bpffs,
     cli::RunArgs,
-    control::ike_tunnels::IkeTunnels,
+    control::{ike_tunnels::IkeTunnels, socket::ControlSocket},
     datapath::{
         loader::{AttachRequest, Datapath, remove_pins},
         static_tunnels,
@@ -107,6 +107,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         sysctls: None,
         state_stored: false,
         metrics: None,
+        control: None,
     };
     if let Err(err) = parts.start(name, config.as_ref(), static_tunnels.clone(), &requests) {
         let _ = parts.shutdown(name);
@@ -187,6 +188,7 @@ struct Running {
     sysctls: Option<AppliedSysctls>,
     state_stored: bool,
     metrics: Option<MetricsServer>,
+    control: Option<ControlSocket>,
 }
 
 impl Running {
@@ -206,6 +208,10 @@ impl Running {
         if let Some(config) = config.filter(|_| ike_wanted) {
             let wan = wan_ipv4(&requests[0].ifname).context("starting IKE")?;
             self.ike = IkeTunnels::start(config, wan, name.ike_file()).context("starting IKE")?;
+            if let Some(ike) = &self.ike {
+                let socket = ControlSocket::start(&name.control_socket(), ike.commander())?;
+                self.control = Some(socket);
+            }
         }
         RuntimeState {
             instance: name.to_string(),
@@ -228,6 +234,9 @@ impl Running {
     }
 
     fn shutdown(self, name: &crate::instance::InstanceName) -> anyhow::Result<()> {
+        if let Some(control) = self.control {
+            control.stop();
+        }
         if let Some(metrics) = self.metrics {
             metrics.stop();
         }

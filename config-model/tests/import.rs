@@ -201,7 +201,8 @@ fn seed_004_converts_with_keys_encapsulation_and_fragmentation() {
     let w = warnings(&i);
     assert!(
         w.iter()
-            .any(|m| m.starts_with("seed-004-us-east-1.conf:13: syntax: esp: `#` right after")),
+            .any(|m| m
+                .starts_with("seed-004-us-east-1.conf:13: conn %default: esp: `#` right after")),
         "{w:#?}"
     );
     assert!(

@@ -23,6 +23,12 @@ pub enum Command {
     Status(StatusArgs),
     /// Check a configuration file; every problem is reported as FILE:LINE:COLUMN: FIELD: REASON.
     Validate(ValidateArgs),
+    /// Convert a strongSwan ipsec.conf/ipsec.secrets or an AWS generic configuration text
+    /// into this format; what cannot be carried over is reported on stderr.
+    Import {
+        #[command(subcommand)]
+        command: crate::import::ImportCommand,
+    },
     /// Full-mesh inventories (seed 004).
     Mesh {
         #[command(subcommand)]

@@ -4,6 +4,7 @@ mod bpffs;
 mod cli;
 mod control;
 mod datapath;
+mod import;
 mod instance;
 mod run;
 mod status;
@@ -19,6 +20,7 @@ fn main() -> std::process::ExitCode {
         cli::Command::Run(args) => run::run(&args),
         cli::Command::Status(args) => status::show(&args),
         cli::Command::Validate(args) => validate::run(&args),
+        cli::Command::Import { command } => import::run(&command),
         cli::Command::Mesh {
             command: cli::MeshCommand::Render { inventory, node },
         } => validate::render_mesh(&inventory, &node),

@@ -52,7 +52,13 @@ pub(crate) fn parse(text: &str, w: &mut Warnings) -> ConfFile {
     let mut cur = Current::None;
     for (i, raw) in text.lines().enumerate() {
         let line = i + 1;
-        let Some(content) = strip_comment(raw, line, w) else {
+        let scope = match cur {
+            Current::Setup => "config setup".to_string(),
+            Current::Default => "conn %default".to_string(),
+            Current::Conn(idx) => format!("conn {}", f.conns[idx].name),
+            Current::None | Current::Ignored => "syntax".to_string(),
+        };
+        let Some(content) = strip_comment(raw, line, &scope, w) else {
             continue;
         };
         if content.trim().is_empty() {
@@ -126,7 +132,7 @@ pub(crate) fn parse(text: &str, w: &mut Warnings) -> ConfFile {
 /// value (`modp3072#`, seed 004) is part of the value by ipsec.conf(5)'s rule, which strongSwan
 /// would then reject as an unknown algorithm; it is almost certainly a typo, so it is dropped
 /// as if it were a comment, with a warning.
-fn strip_comment<'a>(raw: &'a str, line: usize, w: &mut Warnings) -> Option<&'a str> {
+fn strip_comment<'a>(raw: &'a str, line: usize, scope: &str, w: &mut Warnings) -> Option<&'a str> {
     let mut in_quote = false;
     let mut prev_ws = true;
     let mut escaped = false;
@@ -146,7 +152,7 @@ fn strip_comment<'a>(raw: &'a str, line: usize, w: &mut Warnings) -> Option<&'a 
                 let key = raw[..i].split('=').next().unwrap_or("").trim();
                 w.push(
                     line,
-                    "syntax",
+                    scope,
                     key,
                     format!(
                         "`#` right after `{}` is not a comment in ipsec.conf(5) (only white space then `#` is) and strongSwan would reject the value; dropped it and the rest of the line",
@@ -352,7 +358,7 @@ mod tests {
         );
         assert_eq!(w.len(), 1, "{w:?}");
         assert!(
-            w[0].starts_with("t.conf:8: syntax: ike: `#` right after"),
+            w[0].starts_with("t.conf:8: conn a: ike: `#` right after"),
             "{w:?}"
         );
     }

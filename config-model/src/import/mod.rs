@@ -71,12 +71,6 @@ pub enum ImportError {
     Read { path: String, reason: String },
     #[error("{path}: larger than {max} bytes, refusing to read it")]
     TooLarge { path: String, max: u64 },
-    #[error("{origin}:{line}: {reason}")]
-    Syntax {
-        origin: String,
-        line: usize,
-        reason: String,
-    },
     #[error("{origin}: nothing usable: {reason}")]
     NothingUsable { origin: String, reason: String },
     #[error(
@@ -253,10 +247,14 @@ pub(crate) fn finish(
                     warnings.list.len()
                 )
             };
-            // The warnings explain why; the caller prints them before this error.
+            // The error carries the warnings that explain why.
+            let mut reason = reason;
+            if !warnings.list.is_empty() {
+                reason = format!("{reason}\n{}", join_warnings(&warnings.list));
+            }
             return Err(ImportError::NothingUsable {
                 origin: warnings.origin.clone(),
-                reason: format!("{reason}\n{}", join_warnings(&warnings.list)),
+                reason,
             });
         }
         let (toml, secret_files) = render::render(&draft, opts)?;

@@ -478,7 +478,8 @@ impl Cx<'_> {
             );
         }
         let mut t = TunnelDraft::new(tname, scope.clone(), line, peer, auth, traffic);
-        t.comments = comments;
+        t.comments = vec![format!("From {scope} (line {line}).")];
+        t.comments.extend(comments);
         t.remote_identity = remote_identity;
         t.peer_public_key = peer_public_key;
 

@@ -606,3 +606,46 @@ fn truncated_and_mangled_inputs_never_panic() {
         }
     }
 }
+
+/// A large file converts in bounded time: at most MAX_TUNNELS tunnels, the rest reported.
+#[test]
+fn many_conns_are_capped() {
+    let mut conf = String::from(
+        "conn %default\n  authby=secret\n  leftsubnet=10.0.0.0/8\n  rightsubnet=172.16.0.0/12\n",
+    );
+    for n in 0..3000u32 {
+        conf += &format!("conn c{n}\n  right=192.0.{}.{}\n", n / 250, n % 250 + 1);
+    }
+    let fx = fixtures();
+    let tmp = tempfile::tempdir().unwrap();
+    let opts = ImportOptions {
+        secrets_dir: Some(tmp.path().into()),
+        ..ImportOptions::default()
+    };
+    let start = std::time::Instant::now();
+    let i = import::strongswan::convert(
+        &InputFile {
+            text: &conf,
+            origin: "big.conf",
+            dir: &fx,
+        },
+        Some(&InputFile {
+            text: ": PSK \"Fake.key\"\n",
+            origin: "s",
+            dir: &fx,
+        }),
+        &opts,
+    )
+    .unwrap();
+    assert_eq!(i.tunnels, import::strongswan::MAX_TUNNELS);
+    assert!(
+        warnings(&i)
+            .iter()
+            .any(|w| w.contains("more than 1000 tunnels"))
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        start.elapsed()
+    );
+}

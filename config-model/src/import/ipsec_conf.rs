@@ -8,7 +8,7 @@
 //! defaults to every conn. `include` lines are not followed (reported instead): an importer
 //! should not read files a hostile input names.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use super::Warnings;
 
@@ -33,6 +33,8 @@ pub(crate) struct ConfFile {
     /// `conn` sections other than `%default`, merged by name, in order of first appearance.
     pub conns: Vec<Section>,
     pub default: Vec<(String, Value)>,
+    /// Name -> index in `conns` (a large hostile file must not make lookups quadratic).
+    by_name: HashMap<String, usize>,
 }
 
 /// `also=` nesting deeper than this is refused (strongSwan has no such limit; a hostile file
@@ -74,14 +76,15 @@ pub(crate) fn parse(text: &str, w: &mut Warnings) -> ConfFile {
                 ("config", "setup", false) => cur = Current::Setup,
                 ("conn", "%default", false) => cur = Current::Default,
                 ("conn", n, false) if !n.is_empty() => {
-                    let idx = match f.conns.iter().position(|c| c.name == n) {
-                        Some(idx) => idx,
+                    let idx = match f.by_name.get(n) {
+                        Some(idx) => *idx,
                         None => {
                             f.conns.push(Section {
                                 name: n.to_string(),
                                 line,
                                 keys: Vec::new(),
                             });
+                            f.by_name.insert(n.to_string(), f.conns.len() - 1);
                             f.conns.len() - 1
                         }
                     };
@@ -265,7 +268,7 @@ fn overlay(
         if k != "also" {
             continue;
         }
-        match f.conns.iter().position(|c| c.name == v.text) {
+        match f.by_name.get(&v.text).copied() {
             None => w.push(
                 v.line,
                 &scope,
@@ -300,18 +303,14 @@ fn overlay(
 
 /// Conns that other conns inherit from (with `also=`): templates, not tunnels of their own
 /// unless they name a peer.
-pub(crate) fn also_targets(f: &ConfFile) -> Vec<String> {
-    let mut v: Vec<String> = f
-        .conns
+pub(crate) fn also_targets(f: &ConfFile) -> std::collections::HashSet<String> {
+    f.conns
         .iter()
         .flat_map(|c| c.keys.iter())
         .chain(f.default.iter())
         .filter(|(k, _)| k == "also")
         .map(|(_, v)| v.text.clone())
-        .collect();
-    v.sort();
-    v.dedup();
-    v
+        .collect()
 }
 
 pub(crate) fn truncate(s: &str, max: usize) -> String {
@@ -377,7 +376,10 @@ mod tests {
             !m.contains_key("keylife"),
             "empty value restores the default"
         );
-        assert_eq!(also_targets(&f), vec!["base".to_string()]);
+        assert_eq!(
+            also_targets(&f).into_iter().collect::<Vec<_>>(),
+            vec!["base".to_string()]
+        );
     }
 
     #[test]

@@ -167,7 +167,7 @@ fn psk_bytes(v: &str) -> Result<Zeroizing<Vec<u8>>, &'static str> {
             if end == 0 {
                 return Err("empty pre-shared key");
             }
-            return Ok(Zeroizing::new(rest[..end].as_bytes().to_vec()));
+            return Ok(Zeroizing::new(rest.as_bytes()[..end].to_vec()));
         }
     }
     if v.split_whitespace().count() > 1 {
@@ -184,7 +184,7 @@ fn psk_bytes(v: &str) -> Result<Zeroizing<Vec<u8>>, &'static str> {
 
 fn decode_hex(s: &str) -> Option<Zeroizing<Vec<u8>>> {
     let s: Vec<u8> = s.bytes().filter(|b| *b != b'_').collect();
-    if s.is_empty() || s.len() % 2 != 0 {
+    if s.is_empty() || !s.len().is_multiple_of(2) {
         return None;
     }
     let nib = |b: u8| (b as char).to_digit(16).map(|d| d as u8);

@@ -369,7 +369,7 @@ mod tests {
         let long = "a".repeat(40);
         let first = tunnel_name(&long, &[]);
         assert_eq!(first.len(), 20);
-        let second = tunnel_name(&long, &[first.clone()]);
+        let second = tunnel_name(&long, std::slice::from_ref(&first));
         assert_eq!(second.len(), 20);
         assert!(second.ends_with("-2"));
     }

@@ -51,6 +51,10 @@ pub struct InputFile<'a> {
     pub dir: &'a Path,
 }
 
+/// Tunnels converted at most (bounds the work a hostile file can cause: name and selector
+/// checks compare tunnels pairwise).
+pub const MAX_TUNNELS: usize = 1000;
+
 // ipsec.conf(5), strongSwan 5.9.
 const DEFAULT_IKE: &str = "aes128-sha256-modp3072";
 const DEFAULT_ESP: &str = "aes128-sha256";
@@ -77,6 +81,10 @@ const HARMLESS: &[(&str, &str)] = &[
     ("leftfirewall", "no"),
     ("reqid", "*"),
     ("rightauth", "*"),
+    ("aggressive", "no"),
+    ("rekey", "yes"),
+    // The agent rekeys IKE SAs, it does not reauthenticate them.
+    ("reauth", "no"),
 ];
 
 /// Converts an ipsec.conf (and optionally its ipsec.secrets) into this crate's TOML.
@@ -119,6 +127,10 @@ pub fn convert(
     let mut route_count: BTreeMap<IpNet, u32> = BTreeMap::new();
     for idx in 0..file.conns.len() {
         let sec = &file.conns[idx];
+        if draft.tunnels.len() == MAX_TUNNELS {
+            w.push(sec.line, &format!("conn {}", sec.name), "", format!("more than {MAX_TUNNELS} tunnels: this conn and the ones after it are not converted"));
+            break;
+        }
         let map = ipsec_conf::resolve(&file, idx, &mut w);
         let scope = format!("conn {}", sec.name);
         if templates.contains(&sec.name) && !map.contains_key("right") {
@@ -560,7 +572,11 @@ impl Cx<'_> {
         }
         if let Some(v) = k.get("fragmentation") {
             t.fragmentation = match v.text.as_str() {
-                "yes" | "force" | "accept" => Some(true),
+                "yes" | "force" => Some(true),
+                "accept" => {
+                    w.push(v.line, &scope, "fragmentation", "accept (announce, never send fragments) has no equivalent: fragmentation = true also sends them");
+                    Some(true)
+                }
                 "no" => Some(false),
                 _ => {
                     w.push(

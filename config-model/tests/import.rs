@@ -649,3 +649,41 @@ fn many_conns_are_capped() {
         start.elapsed()
     );
 }
+
+/// Custom tunnel options (AES-GCM, SHA2-256, group 14) and a BGP connection: AEAD proposals
+/// use the integrity algorithm as the PRF; BGP is reported once per tunnel.
+#[test]
+fn aws_gcm_and_bgp_variants() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = read("aws-generic-vpn.txt")
+        .replace("Encryption Algorithm     : aes-128-cbc", "Encryption Algorithm     : aes-256-gcm-16")
+        .replace("Authentication Algorithm : sha1", "Authentication Algorithm : sha2-256")
+        .replace("Diffie-Hellman           : Group 2", "Diffie-Hellman           : Group 14")
+        .replace("Diffie-Hellman Group 2", "Diffie-Hellman Group 14")
+        .replace(
+            "#4: Static Routing Configuration:",
+            "#4: Border Gateway Protocol (BGP) Configuration:\n  - Customer Gateway ASN : 65000\n  - Neighbor IP Address : 169.254.44.1",
+        );
+    let opts = ImportOptions {
+        secrets_dir: Some(tmp.path().to_path_buf()),
+        remote_prefixes: vec![net("10.0.0.0/16")],
+        ..ImportOptions::default()
+    };
+    let i = import::aws::convert(&text, "gcm.txt", &opts).unwrap();
+    let c = Config::from_str(&i.toml, "gcm").unwrap_or_else(|e| panic!("{e}\n{}", i.toml));
+    for t in &c.tunnels {
+        assert_eq!(
+            proposals(&t.ike_proposals),
+            vec!["aes256gcm16-prfsha256-modp2048"]
+        );
+        assert_eq!(proposals(&t.esp_proposals), vec!["aes256gcm16-modp2048"]);
+    }
+    let w = warnings(&i);
+    assert_eq!(
+        w.iter()
+            .filter(|m| m.contains(": BGP: dynamic routing (BGP) is not supported"))
+            .count(),
+        2,
+        "{w:#?}"
+    );
+}

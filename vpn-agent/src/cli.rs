@@ -31,6 +31,12 @@ pub enum Command {
     Terminate(TunnelArgs),
     /// Re-read the static tunnels of a running instance (SIGHUP).
     Reload(InstanceOnly),
+    /// Convert a strongSwan ipsec.conf/ipsec.secrets or an AWS generic configuration text
+    /// into this format; what cannot be carried over is reported on stderr.
+    Import {
+        #[command(subcommand)]
+        command: crate::import::ImportCommand,
+    },
     /// Full-mesh inventories (seed 004).
     Mesh {
         #[command(subcommand)]

@@ -4,6 +4,7 @@ mod bpffs;
 mod cli;
 mod control;
 mod datapath;
+mod import;
 mod instance;
 mod metrics;
 mod operate;
@@ -25,6 +26,7 @@ fn main() -> std::process::ExitCode {
         cli::Command::Terminate(args) => operate::tunnel(&args, false),
         cli::Command::Reload(args) => operate::reload(&args),
         cli::Command::Validate(args) => validate::run(&args),
+        cli::Command::Import { command } => import::run(&command),
         cli::Command::Mesh {
             command: cli::MeshCommand::Render { inventory, node },
         } => validate::render_mesh(&inventory, &node),

@@ -90,3 +90,65 @@ fn terminate_and_initiate_a_tunnel_by_name() -> anyhow::Result<()> {
     b.stop()?;
     lab.down()
 }
+
+/// `vpn-agent reload` (SIGHUP) with `--config`: a broken file changes nothing, an edit that
+/// leaves the tunnel as it was keeps its SAs, and a changed tunnel is negotiated again.
+#[test]
+fn reload_keeps_unchanged_tunnels_and_refuses_broken_files() -> anyhow::Result<()> {
+    let lab = Lab::up(LabSpec::default())?;
+    let files = IkeTunnelFiles::write(lab.id(), &IkeOptions::default())?;
+    let (a, b) = files.start_agents(&lab, &agent_bin()?)?;
+    let up = |s: &StatusSnapshot| sa_count(s) == 2;
+    poll_until(Duration::from_secs(20), || a.status(), up)?;
+    let spis = |s: &StatusSnapshot| -> Vec<u32> {
+        let mut v: Vec<u32> = s
+            .worker
+            .as_ref()
+            .map(|w| w.sas.iter().map(|sa| sa.spi).collect())
+            .unwrap_or_default();
+        v.sort_unstable();
+        v
+    };
+    let first = spis(&a.status()?);
+    let good = std::fs::read_to_string(&files.router_a)?;
+    let write = |text: &str| -> anyhow::Result<()> {
+        std::fs::write(&files.router_a, text)?;
+        Ok(())
+    };
+
+    // Broken: refused, the tunnel runs on.
+    write(&format!("{good}mtu = \"not a number\"\n"))?;
+    let (ok, text) = verb(&a, &["reload"])?;
+    assert!(ok, "{text}");
+    let log = poll_until(
+        Duration::from_secs(5),
+        || Ok(a.log()),
+        |l| l.contains("reload refused"),
+    )?;
+    assert!(log.contains("reload refused"), "{log}");
+    assert_eq!(spis(&a.status()?), first);
+    assert_eq!(ping(&lab, Node::HostA, addr::HOST_B, 2)?, 2);
+
+    // The same tunnel (a comment added): its SAs stay.
+    write(&format!("{good}# reviewed\n"))?;
+    verb(&a, &["reload"])?;
+    let log = poll_until(
+        Duration::from_secs(5),
+        || Ok(a.log()),
+        |l| l.contains("1 tunnel(s) unchanged"),
+    )?;
+    assert!(log.contains("1 tunnel(s) unchanged"), "{log}");
+    assert_eq!(spis(&a.status()?), first);
+
+    // A changed tunnel (its MSS clamp): negotiated again, traffic flows.
+    write(&format!("{good}mss = 1300\n"))?;
+    verb(&a, &["reload"])?;
+    let changed = |s: &StatusSnapshot| up(s) && spis(s) != first;
+    let s = poll_until(Duration::from_secs(20), || a.status(), changed)?;
+    assert!(changed(&s), "not renegotiated:\n{}", a.log());
+    assert_eq!(ping(&lab, Node::HostA, addr::HOST_B, 3)?, 3, "{}", a.log());
+
+    a.stop()?;
+    b.stop()?;
+    lab.down()
+}

@@ -161,10 +161,13 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
             }
         }
         Occasion::Reload => {
-            if let Some(tunnels) = parts.tunnels.as_mut()
-                && let Some(new) = reload(args.static_tunnels.as_deref())
-            {
-                static_wanted = new;
+            if let Some(tunnels) = parts.tunnels.as_mut() {
+                if let Some(new) = reload(args.static_tunnels.as_deref()) {
+                    static_wanted = new;
+                }
+                if let (Some(path), Some(ike)) = (args.config.as_deref(), parts.ike.as_mut()) {
+                    reload_config(path, ike);
+                }
                 apply(tunnels, &static_wanted, parts.ike.as_ref());
             }
         }
@@ -284,6 +287,29 @@ fn reload(path: Option<&std::path::Path>) -> Option<Vec<static_tunnels::StaticTu
         Err(err) => {
             tracing::error!(error = %format!("{err:#}"), "reload refused; the running tunnels are unchanged");
             None
+        }
+    }
+}
+
+/// SIGHUP: re-reads the configuration's tunnels and routes. A file with errors, or whose
+/// secrets cannot be read, changes nothing; unchanged tunnels keep their SAs. Interfaces and
+/// the sysctl policy are read at start only.
+fn reload_config(path: &std::path::Path, ike: &mut IkeTunnels) {
+    tracing::info!(file = %path.display(), "reloading the configuration");
+    let config = match vpn_config::Config::load(path) {
+        Ok(config) => config,
+        Err(errors) => {
+            tracing::error!(
+                problems = errors.len(),
+                "reload refused; the running tunnels are unchanged:\n{errors}"
+            );
+            return;
+        }
+    };
+    match ike.reload(&config) {
+        Ok(summary) => tracing::info!(%summary, "configuration reloaded"),
+        Err(err) => {
+            tracing::error!(error = %format!("{err:#}"), "reload refused; the running tunnels are unchanged")
         }
     }
 }

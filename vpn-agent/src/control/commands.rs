@@ -16,8 +16,20 @@ pub enum TunnelCommand {
 /// The answer to a command: what was done, or why nothing was.
 pub type CommandResult = Result<String, String>;
 
-/// A command with the way back for its answer.
+/// What the IKE thread is asked to do.
+pub enum DriverCommand {
+    /// An operator's command.
+    Tunnel(TunnelCommand),
+    /// A reloaded configuration: these tunnels go (their SAs are deleted), these come (and
+    /// initiate if they are configured to).
+    Reconfigure {
+        remove: Vec<String>,
+        add: Vec<super::peer_config::TunnelPeer>,
+    },
+}
+
+/// A command, with the way back for its answer if someone waits for it.
 pub struct CommandRequest {
-    pub command: TunnelCommand,
-    pub reply: mpsc::Sender<CommandResult>,
+    pub command: DriverCommand,
+    pub reply: Option<mpsc::Sender<CommandResult>>,
 }

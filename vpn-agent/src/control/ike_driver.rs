@@ -24,7 +24,7 @@ use vpn_config::Startup;
 use vpn_ike::{ChildSaInstalled, Event, Listener, Transmit, codec::Spi};
 
 use super::{
-    commands::{CommandRequest, CommandResult, TunnelCommand},
+    commands::{CommandRequest, CommandResult, DriverCommand, TunnelCommand},
     ike_report::{IkeReport, IkeSaReport, TunnelEvents},
     peer_config::TunnelPeer,
 };
@@ -213,6 +213,17 @@ impl IkeDriver {
         })
     }
 
+    /// Hands a reloaded configuration's tunnel changes to the IKE thread (it logs the result).
+    pub fn reconfigure(&self, remove: Vec<String>, add: Vec<TunnelPeer>) {
+        let request = CommandRequest {
+            command: DriverCommand::Reconfigure { remove, add },
+            reply: None,
+        };
+        if self.commands.send(request).is_err() {
+            tracing::error!("the IKE thread has stopped: reload not applied");
+        }
+    }
+
     /// Where operator commands go (the control socket).
     pub fn commander(&self) -> mpsc::Sender<CommandRequest> {
         self.commands.clone()
@@ -320,8 +331,19 @@ impl Io {
         }
         self.listener.handle_timeout(Instant::now());
         while let Ok(request) = self.commands.try_recv() {
-            let result = self.execute(&request.command, Instant::now());
-            let _ = request.reply.send(result);
+            let result = match request.command {
+                DriverCommand::Tunnel(command) => self.execute(&command, Instant::now()),
+                DriverCommand::Reconfigure { remove, add } => {
+                    self.reconfigure(remove, add, Instant::now())
+                }
+            };
+            match (request.reply, result) {
+                (Some(reply), result) => {
+                    let _ = reply.send(result);
+                }
+                (None, Ok(done)) => tracing::info!("{done}"),
+                (None, Err(err)) => tracing::error!("{err}"),
+            }
         }
         self.retry(Instant::now());
         let before = self.sent;
@@ -375,6 +397,56 @@ impl Io {
                 _ => {}
             }
         }
+    }
+
+    /// Applies a reloaded configuration's tunnel changes.
+    fn reconfigure(
+        &mut self,
+        remove: Vec<String>,
+        add: Vec<TunnelPeer>,
+        now: Instant,
+    ) -> CommandResult {
+        for name in &remove {
+            let Some(config) = self.configs.remove(name) else {
+                continue;
+            };
+            let peer = config.remote_addr.ip();
+            let live: Vec<Spi> = self
+                .listener
+                .sa_info()
+                .iter()
+                .filter(|sa| sa.remote.ip() == peer && sa.state != vpn_ike::SaState::Closed)
+                .map(|sa| if sa.initiator { sa.spi_i } else { sa.spi_r })
+                .collect();
+            for spi in live {
+                self.listener.close(now, spi);
+            }
+            self.initiating.remove(name);
+            self.names.retain(|_, n| n != name);
+        }
+        let (removed, added) = (remove.len(), add.len());
+        for peer in add {
+            self.names
+                .insert(peer.config.remote_addr.ip(), peer.tunnel.clone());
+            if peer.startup == Startup::Initiate {
+                self.initiating.insert(
+                    peer.tunnel.clone(),
+                    Retry {
+                        config: peer.config.clone(),
+                        at: Some(now),
+                        wait: RETRY_FIRST,
+                        paused: false,
+                    },
+                );
+            }
+            self.configs.insert(peer.tunnel, peer.config);
+        }
+        self.listener
+            .set_configs(self.configs.values().cloned().collect())
+            .map_err(|e| format!("reconfiguring the IKE engine: {e}"))?;
+        Ok(format!(
+            "IKE tunnels reconfigured: {removed} removed or replaced, {added} added or replaced"
+        ))
     }
 
     /// Carries out an operator command.

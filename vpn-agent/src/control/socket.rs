@@ -17,7 +17,7 @@ use std::{
 
 use anyhow::Context as _;
 
-use super::commands::{CommandRequest, TunnelCommand};
+use super::commands::{CommandRequest, DriverCommand, TunnelCommand};
 
 /// How long a command may take the IKE thread before the client is told so.
 const ANSWER_WAIT: Duration = Duration::from_secs(5);
@@ -113,7 +113,11 @@ fn answer(
     };
     tracing::info!(?command, "operator command");
     let (reply, answer) = mpsc::channel();
-    if commands.send(CommandRequest { command, reply }).is_err() {
+    let request = CommandRequest {
+        command: DriverCommand::Tunnel(command),
+        reply: Some(reply),
+    };
+    if commands.send(request).is_err() {
         return refuse("the IKE engine has stopped".into());
     }
     match answer.recv_timeout(ANSWER_WAIT) {

@@ -11,19 +11,9 @@ use vpn_lab::{
     ike_tunnel::{IkeOptions, IkeTunnelFiles},
 };
 use vpn_tests::{
-    agent_bin, poll_until,
+    agent_bin, exclusive, poll_until,
     traffic::{Direction, iperf_tcp, numbered_stream, ping},
 };
-
-/// The bulk transfers saturate both cores; the rekey tests count every packet of a steady
-/// stream. They take turns, so that one's load cannot make the other drop packets.
-static LOAD_SENSITIVE: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn exclusive() -> std::sync::MutexGuard<'static, ()> {
-    LOAD_SENSITIVE
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
 
 /// The SPIs of an agent's SAs in the datapath: (outbound, inbound).
 fn spis(status: &StatusSnapshot) -> (Vec<u32>, Vec<u32>) {

@@ -399,6 +399,16 @@ impl Io {
         }
     }
 
+    /// Our SPIs of the IKE SAs with `peer` that have not ended.
+    fn live_spis(&self, peer: IpAddr) -> Vec<Spi> {
+        self.listener
+            .sa_info()
+            .iter()
+            .filter(|sa| sa.remote.ip() == peer && sa.state != vpn_ike::SaState::Closed)
+            .map(|sa| if sa.initiator { sa.spi_i } else { sa.spi_r })
+            .collect()
+    }
+
     /// Applies a reloaded configuration's tunnel changes.
     fn reconfigure(
         &mut self,
@@ -410,15 +420,7 @@ impl Io {
             let Some(config) = self.configs.remove(name) else {
                 continue;
             };
-            let peer = config.remote_addr.ip();
-            let live: Vec<Spi> = self
-                .listener
-                .sa_info()
-                .iter()
-                .filter(|sa| sa.remote.ip() == peer && sa.state != vpn_ike::SaState::Closed)
-                .map(|sa| if sa.initiator { sa.spi_i } else { sa.spi_r })
-                .collect();
-            for spi in live {
+            for spi in self.live_spis(config.remote_addr.ip()) {
                 self.listener.close(now, spi);
             }
             self.initiating.remove(name);
@@ -455,14 +457,7 @@ impl Io {
         let Some(config) = self.configs.get(name).cloned() else {
             return Err(format!("no tunnel named {name:?}"));
         };
-        let peer = config.remote_addr.ip();
-        let live: Vec<Spi> = self
-            .listener
-            .sa_info()
-            .iter()
-            .filter(|sa| sa.remote.ip() == peer && sa.state != vpn_ike::SaState::Closed)
-            .map(|sa| if sa.initiator { sa.spi_i } else { sa.spi_r })
-            .collect();
+        let live = self.live_spis(config.remote_addr.ip());
         match command {
             TunnelCommand::Initiate(_) => {
                 if let Some(r) = self.initiating.get_mut(name) {

@@ -22,7 +22,8 @@ use crate::exchange::init::{first_error, nonce, random_spi};
 use crate::proposal;
 use crate::sa::{IkeRekey, Keyed, PendingKind, SaCore, State};
 
-/// How long after a failed IKE SA rekey we try again.
+/// How long after a failed IKE SA rekey we try again, at least; a random part up to as much
+/// again keeps two colliding peers (TEMPORARY_FAILURE both ways) from colliding again.
 const IKE_REKEY_RETRY: Duration = Duration::from_secs(30);
 
 fn notify(t: NotifyType, data: Vec<u8>) -> Payload {
@@ -188,9 +189,10 @@ impl SaCore {
         let Some(rekey) = self.ike_rekey.take() else {
             return;
         };
+        let jitter = IKE_REKEY_RETRY.mul_f64(f64::from(rng.next_u32()) / f64::from(u32::MAX));
         let failed = |s: &mut Self, why: &str| {
             tracing::warn!(why, "IKE SA rekey failed; trying again later");
-            s.ike_rekey_at = Some(now + IKE_REKEY_RETRY);
+            s.ike_rekey_at = Some(now + IKE_REKEY_RETRY + jitter);
         };
         if let Some(t) = first_error(payloads) {
             return failed(self, &format!("peer answered {t:?}"));

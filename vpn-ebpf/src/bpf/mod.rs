@@ -5,12 +5,16 @@
 //! - WAN: ESP whose SPI has an inbound SA goes to a crypto worker ([`wan::inbound`]);
 //! - LAN: IPv4 whose destination a tunnel route covers goes to a crypto worker with the next
 //!   hop towards the peer ([`lan::outbound`]);
+//! - NAT masquerade ([`nat::ingress`]) on both: replies to translated flows are translated back,
+//!   packets matching a rule and routed out of its interface are translated (tunnel traffic
+//!   never: it was redirected above, and IKE/ESP classes are not NAT's);
 //! - everything else passes to the kernel unchanged.
 
 mod frame;
 mod lan;
 mod maps;
 mod meta;
+mod nat;
 mod wan;
 
 use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
@@ -25,6 +29,7 @@ pub fn xdp_wan(ctx: XdpContext) -> u32 {
     let class = observe(&ctx, InterfaceRole::Wan);
     match class {
         PacketClass::Esp | PacketClass::EspInUdp => wan::inbound(&ctx, class),
+        PacketClass::Plain | PacketClass::Fragment => nat::ingress(&ctx, class),
         _ => xdp_action::XDP_PASS,
     }
 }
@@ -33,7 +38,13 @@ pub fn xdp_wan(ctx: XdpContext) -> u32 {
 pub fn xdp_lan(ctx: XdpContext) -> u32 {
     match observe(&ctx, InterfaceRole::Lan) {
         PacketClass::NonIp | PacketClass::Malformed => xdp_action::XDP_PASS,
-        _ => lan::outbound(&ctx),
+        class => match lan::outbound(&ctx) {
+            // Not for a tunnel: ordinary routing, after NAT.
+            xdp_action::XDP_PASS if matches!(class, PacketClass::Plain | PacketClass::Fragment) => {
+                nat::ingress(&ctx, class)
+            }
+            action => action,
+        },
     }
 }
 

@@ -44,7 +44,7 @@ pub enum Transport {
     Udp,
     /// ICMP echo request or reply: the identifier is the port of the side that sent the
     /// request (RFC 5508 section 3.1).
-    IcmpEcho,
+    IcmpEcho { request: bool },
     /// An ICMP error quoting a datagram (RFC 792; RFC 5508 section 4).
     IcmpError(Quoted),
     /// Anything else: no tuple NAT can track (the key holds the addresses and zero ports).
@@ -140,12 +140,12 @@ pub fn parse<P: PacketBytes + ?Sized>(p: &P, l3: usize) -> Option<Parsed> {
                 ICMP_ECHO_REQUEST => Some(Parsed {
                     ip,
                     key: FlowKey::new(ip.proto, ip.src, id, ip.dst, none),
-                    transport: Transport::IcmpEcho,
+                    transport: Transport::IcmpEcho { request: true },
                 }),
                 ICMP_ECHO_REPLY => Some(Parsed {
                     ip,
                     key: FlowKey::new(ip.proto, ip.src, none, ip.dst, id),
-                    transport: Transport::IcmpEcho,
+                    transport: Transport::IcmpEcho { request: false },
                 }),
                 ICMP_DEST_UNREACH | ICMP_TIME_EXCEEDED | ICMP_PARAMETER_PROBLEM => {
                     let transport = match quoted(p, ip.l4 + ICMP_HLEN, ip.l4 + ip.l4_len) {

@@ -81,7 +81,7 @@ pub fn rewrite<P: PacketBytesMut + ?Sized>(
     let (port_at, csum_at, pseudo_header) = match parsed.transport {
         Transport::Tcp { .. } => (ip.l4 + side.port_offset(), ip.l4 + TCP_CSUM, true),
         Transport::Udp => (ip.l4 + side.port_offset(), ip.l4 + UDP_CSUM, true),
-        Transport::IcmpEcho => (ip.l4 + ICMP_ID, ip.l4 + ICMP_CSUM, false),
+        Transport::IcmpEcho { .. } => (ip.l4 + ICMP_ID, ip.l4 + ICMP_CSUM, false),
         _ => return Err(RewriteError::Unsupported),
     };
     let ip_csum = p

@@ -192,7 +192,7 @@ fn udp_checksums_including_the_zero_rule() {
 fn icmp_echo_identifier_is_the_port() {
     let mut req = echo(HOST, FAR, ICMP_ECHO_REQUEST, 0x1234);
     let parsed = parse(&req[..], 0).unwrap();
-    assert_eq!(parsed.transport, Transport::IcmpEcho);
+    assert_eq!(parsed.transport, Transport::IcmpEcho { request: true });
     assert_eq!(parsed.key.src_port, [0x12, 0x34]);
     assert_eq!(parsed.key.dst_port, [0, 0]);
     rewrite(&mut req[..], &parsed, Side::Source, public(63001)).unwrap();
@@ -201,6 +201,7 @@ fn icmp_echo_identifier_is_the_port() {
 
     let mut reply = echo(FAR, PUBLIC, ICMP_ECHO_REPLY, 63001);
     let parsed = parse(&reply[..], 0).unwrap();
+    assert_eq!(parsed.transport, Transport::IcmpEcho { request: false });
     let original = FlowKey::new(IPPROTO_ICMP, HOST, [0x12, 0x34], FAR, [0, 0]);
     assert_eq!(
         parsed.key,

@@ -256,6 +256,24 @@ pub struct StatusSnapshot {
     pub worker: Option<WorkerSnapshot>,
     #[serde(default)]
     pub sysctl_drift: Vec<SysctlDrift>,
+    #[serde(default)]
+    pub nat: NatSnapshot,
+}
+
+/// The NAT's counters in `vpn-agent status --json`.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct NatSnapshot {
+    /// Flows tracked now.
+    pub flows: u64,
+    /// Event name (translated, new_flows, allocation_failed, ...) -> count.
+    pub events: BTreeMap<String, u64>,
+}
+
+impl NatSnapshot {
+    /// The count of `event`, 0 if the agent does not report it.
+    pub fn event(&self, event: &str) -> u64 {
+        self.events.get(event).copied().unwrap_or(0)
+    }
 }
 
 /// A managed sysctl whose value changed behind the agent's back.

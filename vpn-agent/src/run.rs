@@ -10,6 +10,7 @@ use crate::{
     control::ike_tunnels::IkeTunnels,
     datapath::{
         loader::{AttachRequest, Datapath, remove_pins},
+        nat::NatRuntime,
         static_tunnels,
         tunnels::TunnelRuntime,
     },
@@ -160,6 +161,27 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         },
         None => None,
     };
+    // NAT masquerade (the configuration's [[nat]] rules), last: nothing after it can fail.
+    let nat = config
+        .as_ref()
+        .map_or(Ok(None), |c| NatRuntime::start(&mut datapath, &c.nat));
+    let mut nat = match nat {
+        Ok(nat) => nat,
+        Err(err) => {
+            if let Some(ike) = ike.take() {
+                ike.stop();
+            }
+            if let Some(tunnels) = tunnels {
+                tunnels.stop();
+            }
+            if let Some(sysctls) = sysctls {
+                sysctls.restore();
+            }
+            datapath.shutdown()?;
+            remove_state_file(name)?;
+            return Err(err.context("starting NAT"));
+        }
+    };
     tracing::info!(instance = %name, pin_dir = %pin_dir.display(), "datapath ready");
 
     let worker_file = name.worker_file();
@@ -168,6 +190,9 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     let mut reported_drift = Vec::new();
     let signal = signals.wait(|occasion| match occasion {
         Occasion::Tick => {
+            if let Some(nat) = nat.as_mut() {
+                nat.tick();
+            }
             if let Some(tunnels) = tunnels.as_mut() {
                 if let Some(ike) = ike.as_mut()
                     && ike.poll()
@@ -209,6 +234,9 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     }
     if let Some(tunnels) = tunnels {
         tunnels.stop();
+    }
+    if let Some(nat) = nat {
+        nat.stop();
     }
     if let Some(sysctls) = sysctls {
         sysctls.restore();

@@ -9,7 +9,7 @@ use vpn_common::{InterfaceRole, PacketClass, TrafficCounter};
 use crate::{
     cli::StatusArgs,
     datapath::{
-        counters::{ClassCounters, read_pinned_events},
+        counters::{ClassCounters, NatCounters, read_pinned_events, read_pinned_nat},
         worker::WorkerReport,
     },
     instance::{AttachedInterface, InstanceName, RuntimeState},
@@ -28,6 +28,8 @@ struct StatusReport {
     worker: Option<WorkerReport>,
     /// Managed sysctls that no longer have the value the agent set.
     sysctl_drift: Vec<crate::system::sysctl::Drift>,
+    /// NAT masquerade: flows tracked and what XDP did (all zero without rules).
+    nat: NatCounters,
 }
 
 #[derive(Debug, Serialize)]
@@ -72,6 +74,7 @@ pub fn show(args: &StatusArgs) -> anyhow::Result<()> {
     let mut report = build_report(&state, &counters)?;
     report.datapath_events = read_pinned_events(&state.pin_dir)?.into_iter().collect();
     report.worker = read_worker_report(name)?;
+    report.nat = read_pinned_nat(&state.pin_dir)?;
     report.sysctl_drift = read_json::<crate::run::SystemReport>(&name.system_file())?
         .map(|s| s.sysctl_drift)
         .unwrap_or_default();
@@ -107,6 +110,7 @@ fn build_report(state: &RuntimeState, counters: &ClassCounters) -> anyhow::Resul
         datapath_events: Default::default(),
         worker: None,
         sysctl_drift: Vec::new(),
+        nat: NatCounters::default(),
     })
 }
 
@@ -169,6 +173,21 @@ fn render_table(report: &StatusReport) -> String {
         .collect();
     if !events.is_empty() {
         let _ = writeln!(out, "\nXDP tunnel events: {}", events.join(", "));
+    }
+    let nat: Vec<String> = report
+        .nat
+        .events
+        .iter()
+        .filter(|(_, n)| **n > 0)
+        .map(|(name, n)| format!("{name} {n}"))
+        .collect();
+    if report.nat.flows > 0 || !nat.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nNAT: {} flows tracked; {}",
+            report.nat.flows,
+            nat.join(", ")
+        );
     }
     for d in &report.sysctl_drift {
         let _ = writeln!(

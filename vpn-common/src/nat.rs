@@ -73,6 +73,9 @@ pub mod flow_flags {
     pub const RST: u8 = 0x02;
     /// TCP SYN seen (a flow whose first packet was not a SYN was picked up mid-stream).
     pub const SYN: u8 = 0x04;
+    /// A packet was seen in this direction since the entry was created (for `NAT_IN`: the
+    /// flow was answered).
+    pub const SEEN: u8 = 0x08;
 }
 
 /// Value of both tables: `NAT_OUT` holds the translated source, `NAT_IN` the original one.

@@ -25,8 +25,8 @@ use vpn_common::{
 use vpn_ebpf::{
     locate::ipv4_offset,
     nat::{
-        Endpoint, PORT_PROBES, Parsed, Side, Transport, flow_hash, parse, port_candidate,
-        rewrite, rewrite_icmp_error, rule_matches, translated_key,
+        Endpoint, PORT_PROBES, Parsed, Side, Transport, flow_hash, parse, port_candidate, rewrite,
+        rewrite_icmp_error, rule_matches, translated_key,
     },
 };
 
@@ -209,12 +209,13 @@ fn new_flow(parsed: &Parsed, rule: &NatRuleEntry) -> Option<Endpoint> {
     let (now, seed) = unsafe { (bpf_ktime_get_ns(), bpf_get_prandom_u32()) };
     let flags = tcp_flags(parsed);
     let hash = flow_hash(&parsed.key, seed);
+    // Created unanswered (no SEEN flag), stamped so the sweep gives it a grace period.
     let original = NatMapping {
         addr: parsed.key.src_addr,
         port: parsed.key.src_port,
         flags: 0,
         _pad: 0,
-        last_seen_ns: 0,
+        last_seen_ns: now,
     };
     for attempt in 0..PORT_PROBES {
         let Some(port) = port_candidate(hash, attempt, first, last) else {
@@ -230,13 +231,16 @@ fn new_flow(parsed: &Parsed, rule: &NatRuleEntry) -> Option<Endpoint> {
         let reply = translated_key(&parsed.key, source).reversed();
         // BPF_NOEXIST: the reply tuple is ours only if no other flow holds it (RFC 4787
         // REQ-1's collision case: another inside host to the same remote endpoint).
-        if NAT_IN.insert(&reply, &original, u64::from(BPF_NOEXIST)).is_err() {
+        if NAT_IN
+            .insert(&reply, &original, u64::from(BPF_NOEXIST))
+            .is_err()
+        {
             continue;
         }
         let mapping = NatMapping {
             addr: source.addr,
             port: source.port,
-            flags,
+            flags: flags | flow_flags::SEEN,
             _pad: 0,
             last_seen_ns: now,
         };
@@ -269,12 +273,12 @@ fn reserved(port: u16) -> bool {
 fn touch(entry: *mut NatMapping, parsed: &Parsed) -> Endpoint {
     // SAFETY: helper without arguments.
     let now = unsafe { bpf_ktime_get_ns() };
-    let flags = tcp_flags(parsed);
+    let flags = tcp_flags(parsed) | flow_flags::SEEN;
     // SAFETY: a valid map value. Concurrent updates from other CPUs race benignly: the time
     // and flags only ever move forward.
     unsafe {
         (*entry).last_seen_ns = now;
-        if flags != 0 {
+        if (*entry).flags & flags != flags {
             (*entry).flags |= flags;
         }
         Endpoint {

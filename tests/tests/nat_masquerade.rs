@@ -9,8 +9,9 @@
 //! - that the TCP echo, the UDP reply and the ping reply reach host-a;
 //! - that ICMP errors about translated flows reach the originator with the right embedded
 //!   header: host-a's connected UDP socket gets ECONNREFUSED from host-b's port unreachable
-//!   (the kernel matches the quoted header against the socket), and `ping -t 2` reports
-//!   router-b's time exceeded (matched by the quoted echo identifier);
+//!   (the kernel matches the quoted header against the socket), `ping -t 2` reports
+//!   router-b's time exceeded (matched by the quoted echo identifier), and host-a's own port
+//!   unreachable about a reply reaches host-b's socket (quote translated outbound);
 //! - that a TTL-1 packet is answered by router-a itself, untranslated.
 //!
 //! Source ports differ on purpose: the kernel keeps the host's port when it is free, the XDP
@@ -45,6 +46,8 @@ struct Observed {
     tcp_echo_returned: bool,
     udp_source_seen_by_far_host: Option<Ipv4Addr>,
     udp_reply_returned: bool,
+    /// host-a's port unreachable about a reply (its socket closed) reached host-b's socket.
+    inside_error_reached_far_host: bool,
     ping_source_seen_by_far_host: Option<Ipv4Addr>,
     ping_reply_returned: bool,
     /// host-a's connected UDP socket got ECONNREFUSED (port unreachable, quote matched).
@@ -70,6 +73,7 @@ fn expected() -> Observed {
         tcp_echo_returned: true,
         udp_source_seen_by_far_host: Some(addr::ROUTER_A_WAN),
         udp_reply_returned: true,
+        inside_error_reached_far_host: true,
         ping_source_seen_by_far_host: Some(addr::ROUTER_A_WAN),
         ping_reply_returned: true,
         port_unreachable_reached_originator: true,
@@ -183,8 +187,8 @@ fn xdp_masquerade_matches_the_kernels() -> anyhow::Result<()> {
         "{table}"
     );
     assert!(
-        nat.event("icmp_error_translated") >= 2,
-        "port unreachable and time exceeded: {table}"
+        nat.event("icmp_error_translated") >= 3,
+        "port unreachable both ways and time exceeded: {table}"
     );
     assert!(nat.event("untranslated") >= 1, "the TTL-1 ping: {table}");
     assert_eq!(nat.event("allocation_failed"), 0, "{table}");
@@ -253,6 +257,18 @@ fn run_flows(lab: &Lab) -> anyhow::Result<(Observed, Ports)> {
         matches!(udp_client.recv_from(&mut buf), Ok((5, _)) if &buf[..5] == b"world");
     ports.udp_inside = udp_client.local_addr()?.port();
     ports.udp_seen = udp_seen.map_or(0, |p| p.port());
+    // host-a closes its socket; host-b writes to the mapping again. host-a's port unreachable
+    // goes out through the NAT (an error about a reverse-translated datagram) and must reach
+    // host-b's socket, connected to the public address and port it saw.
+    drop(udp_client);
+    let inside_error_reached_far_host = match udp_seen {
+        Some(peer) => {
+            udp_server.connect(peer)?;
+            udp_server.send(b"still there?")?;
+            matches!(udp_server.recv(&mut buf), Err(e) if e.kind() == ErrorKind::ConnectionRefused)
+        }
+        None => false,
+    };
 
     // Ping, with host-b watching echo requests on a raw socket.
     let icmp_watch = lab.run_in(Node::HostB, || {
@@ -278,6 +294,7 @@ fn run_flows(lab: &Lab) -> anyhow::Result<(Observed, Ports)> {
         tcp_echo_returned: tcp.1,
         udp_source_seen_by_far_host: udp_seen.map(|p| *p.ip()),
         udp_reply_returned,
+        inside_error_reached_far_host,
         ping_source_seen_by_far_host: ping_source,
         ping_reply_returned: ping.replied,
         port_unreachable_reached_originator: refused,

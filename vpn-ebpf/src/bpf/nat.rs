@@ -40,14 +40,27 @@ const TCP_FIN: u8 = 0x01;
 const TCP_SYN: u8 = 0x02;
 const TCP_RST: u8 = 0x04;
 
-/// NAT for one received frame of class `class`; the action to return.
+/// Translates a frame addressed to a translated source (a reply, or an ICMP error quoting a
+/// translated packet) back to the inside host; `true` if it did. The caller then treats it as
+/// a packet to the inside host (which may lie behind a tunnel).
 #[inline(always)]
-pub fn ingress(ctx: &XdpContext, class: PacketClass) -> u32 {
+pub fn reverse(ctx: &XdpContext, class: PacketClass) -> bool {
+    if class != PacketClass::Plain {
+        // Fragments cannot be matched to a flow before reassembly.
+        return false;
+    }
     let mut frame = XdpFrame(ctx);
-    let Some(l3) = ipv4_offset(&frame) else {
-        return xdp_action::XDP_PASS;
+    let Some(parsed) = ipv4_offset(&frame).and_then(|l3| parse(&frame, l3)) else {
+        return false;
     };
-    let Some(parsed) = parse(&frame, l3) else {
+    !parsed.ip.fragment && translate_back(&mut frame, &parsed)
+}
+
+/// Source translation for a frame that matches a rule; the action to return.
+#[inline(always)]
+pub fn forward(ctx: &XdpContext, class: PacketClass) -> u32 {
+    let mut frame = XdpFrame(ctx);
+    let Some(parsed) = ipv4_offset(&frame).and_then(|l3| parse(&frame, l3)) else {
         return xdp_action::XDP_PASS;
     };
     if class == PacketClass::Fragment || parsed.ip.fragment {
@@ -58,15 +71,12 @@ pub fn ingress(ctx: &XdpContext, class: PacketClass) -> u32 {
         }
         return xdp_action::XDP_PASS;
     }
-    if reverse(&mut frame, &parsed) {
-        return xdp_action::XDP_PASS;
-    }
-    forward(ctx, &mut frame, &parsed)
+    translate(ctx, &mut frame, &parsed)
 }
 
 /// Translates a packet addressed to a translated source back; `true` if it was one.
 #[inline(always)]
-fn reverse(frame: &mut XdpFrame, parsed: &Parsed) -> bool {
+fn translate_back(frame: &mut XdpFrame, parsed: &Parsed) -> bool {
     match parsed.transport {
         Transport::Tcp { .. } | Transport::Udp | Transport::IcmpEcho { .. } => {
             let Some(entry) = NAT_IN.get_ptr_mut(&parsed.key) else {
@@ -102,7 +112,7 @@ fn reverse(frame: &mut XdpFrame, parsed: &Parsed) -> bool {
 
 /// Source translation of a packet that matches a rule.
 #[inline(always)]
-fn forward(ctx: &XdpContext, frame: &mut XdpFrame, parsed: &Parsed) -> u32 {
+fn translate(ctx: &XdpContext, frame: &mut XdpFrame, parsed: &Parsed) -> u32 {
     let Some(rule) = matching_rule(parsed) else {
         return xdp_action::XDP_PASS;
     };

@@ -295,6 +295,9 @@ pub struct WorkerSnapshot {
     pub sas: Vec<SaSnapshot>,
     #[serde(default)]
     pub lifetime_events: BTreeMap<String, u64>,
+    /// NAT of decrypted traffic (translated, new_flows, ...).
+    #[serde(default)]
+    pub nat: BTreeMap<String, u64>,
 }
 
 #[derive(Clone, Debug, Deserialize)]

@@ -27,7 +27,10 @@ use std::{
 
 use anyhow::{Context as _, bail};
 use socket2::{Domain, Protocol, Socket, Type};
-use vpn_lab::{AgentProcess, Lab, LabSpec, Node, addr, netns};
+use vpn_lab::{
+    AgentProcess, Lab, LabSpec, Node, addr, netns,
+    static_tunnel::{Encap, StaticTunnelFiles},
+};
 use vpn_tests::{agent_bin, poll_until};
 
 const TCP_PORT: u16 = 7007;
@@ -202,6 +205,80 @@ fn xdp_masquerade_matches_the_kernels() -> anyhow::Result<()> {
         &["-n", "net.ipv4.conf.lan.accept_local"],
     )?;
     assert_eq!(accept_local.trim(), "0", "restored on stop");
+    lab.down()
+}
+
+/// Seed 002 itself: the office (site A) reaches the peered VPC (host-b) through the tunnel,
+/// and router-b masquerades the decrypted traffic to its LAN address. Replies are translated
+/// back by XDP on router-b's LAN and go into the tunnel. (The kernel's MASQUERADE is no
+/// reference here: it would translate the replies back after XDP, and the kernel would then
+/// route them outside the tunnel.)
+#[test]
+fn decrypted_tunnel_traffic_is_masqueraded_into_the_peered_vpc() -> anyhow::Result<()> {
+    let lab = peered_lab()?;
+    let bin = agent_bin()?;
+    let files = StaticTunnelFiles::write(lab.id(), Encap::Udp, false)?;
+    let dir = tempfile::tempdir()?;
+    let config = dir.path().join("router-b.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[router]\nname = \"lab-b\"\nwan = \"wan\"\nlan = [\"lan\"]\n\n\
+             [[nat]]\naction = \"masquerade\"\nfrom = \"{}\"\nto = [\"{}\"]\nout = \"lan\"\n\n\
+             [sysctl]\nmanage = false\n",
+            addr::SITE_A,
+            addr::SITE_B
+        ),
+    )?;
+    let _a = files.start_agent(&lab, Node::RouterA, &bin)?;
+    let b = AgentProcess::start_with(
+        &lab,
+        Node::RouterB,
+        &bin,
+        &[
+            "--static-tunnels",
+            &files.router_b.to_string_lossy(),
+            "--config",
+            &config.to_string_lossy(),
+        ],
+    )?;
+    let (seen, ports) = run_flows(&lab)?;
+    let table = b.status_table()?;
+    let lan = Some(addr::ROUTER_B_LAN);
+    assert_eq!(seen.tcp_source_seen_by_far_host, lan, "{table}");
+    assert_eq!(seen.udp_source_seen_by_far_host, lan, "{table}");
+    assert_eq!(seen.ping_source_seen_by_far_host, lan, "{table}");
+    assert!(
+        seen.tcp_echo_returned && seen.udp_reply_returned && seen.ping_reply_returned,
+        "{seen:?}\n{table}"
+    );
+    assert!(
+        seen.port_unreachable_reached_originator,
+        "{seen:?}\n{table}"
+    );
+    assert!(seen.inside_error_reached_far_host, "{seen:?}\n{table}");
+    assert!(
+        XDP_PORTS.contains(&ports.tcp_seen) && XDP_PORTS.contains(&ports.udp_seen),
+        "{ports:?}"
+    );
+    // The worker publishes its counters twice a second.
+    let status = poll_until(
+        WAIT,
+        || b.status(),
+        |s| {
+            s.worker
+                .as_ref()
+                .is_some_and(|w| w.nat.get("new_flows").copied().unwrap_or(0) >= 4)
+        },
+    )?;
+    let worker = status.worker.context("router-b runs a worker")?;
+    assert!(
+        worker.nat.get("new_flows").copied().unwrap_or(0) >= 4,
+        "{:?}",
+        worker.nat
+    );
+    assert!(status.nat.event("reverse_translated") > 0, "{table}");
+    assert!(status.nat.event("icmp_error_translated") > 0, "{table}");
     lab.down()
 }
 

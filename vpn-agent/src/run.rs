@@ -10,7 +10,7 @@ use crate::{
     control::ike_tunnels::IkeTunnels,
     datapath::{
         loader::{AttachRequest, Datapath, remove_pins},
-        nat::NatRuntime,
+        nat::{NatRuntime, worker_path::WorkerNat},
         static_tunnels,
         tunnels::TunnelRuntime,
     },
@@ -165,6 +165,19 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     let nat = config
         .as_ref()
         .map_or(Ok(None), |c| NatRuntime::start(&mut datapath, &c.nat));
+    // Decrypted tunnel traffic reaches the kernel from the worker, not through XDP.
+    let nat = match (nat, &tunnels) {
+        (Ok(Some(runtime)), Some(tunnels)) => {
+            match WorkerNat::open(&pin_dir).and_then(|w| tunnels.enable_nat(w)) {
+                Ok(()) => Ok(Some(runtime)),
+                Err(err) => {
+                    runtime.stop();
+                    Err(err)
+                }
+            }
+        }
+        (nat, _) => nat,
+    };
     let mut nat = match nat {
         Ok(nat) => nat,
         Err(err) => {

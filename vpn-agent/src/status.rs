@@ -202,6 +202,15 @@ fn render_table(report: &StatusReport) -> String {
             "\ncrypto worker: {} encrypted, {} decrypted, sent {} via AF_XDP and {} via the kernel",
             w.encrypted, w.decrypted, w.sent_xsk, w.sent_kernel
         );
+        let nat: Vec<String> = w
+            .nat
+            .iter()
+            .filter(|(_, n)| **n > 0)
+            .map(|(name, n)| format!("{name} {n}"))
+            .collect();
+        if !nat.is_empty() {
+            let _ = writeln!(out, "  NAT of decrypted traffic: {}", nat.join(", "));
+        }
         for (reason, n) in &w.dropped {
             let _ = writeln!(out, "  dropped {reason}: {n}");
         }

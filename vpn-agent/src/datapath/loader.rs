@@ -25,6 +25,9 @@ pub const PINNED_MAPS: &[(&str, &str)] = &[
     (names::NAT_EVENTS, "nat_events"),
     (names::NAT_OUT, "nat_out"),
     (names::NAT_IN, "nat_in"),
+    (names::NAT_RULES, "nat_rules"),
+    (names::NAT_SETTINGS, "nat_settings"),
+    (names::NAT_RESERVED_PORTS, "nat_reserved_ports"),
 ];
 
 /// An interface to attach one of the XDP entry points to.

@@ -7,6 +7,7 @@ pub mod ports;
 pub mod rules;
 pub mod sweep;
 pub mod timeouts;
+pub mod worker_path;
 
 use std::{collections::HashMap as StdHashMap, net::Ipv4Addr};
 
@@ -265,7 +266,7 @@ fn warn_strict_rp_filter(ifname: &str) {
 }
 
 /// CLOCK_MONOTONIC in nanoseconds, the clock of bpf_ktime_get_ns.
-fn monotonic_ns() -> u64 {
+pub(crate) fn monotonic_ns() -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,

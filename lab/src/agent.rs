@@ -263,6 +263,9 @@ pub struct StatusSnapshot {
 /// The NAT's counters in `vpn-agent status --json`.
 #[derive(Clone, Debug, Default, Deserialize)]
 pub struct NatSnapshot {
+    /// (Rule, destination prefix) entries installed in XDP.
+    #[serde(default)]
+    pub rules: u64,
     /// Flows tracked now.
     pub flows: u64,
     /// Event name (translated, new_flows, allocation_failed, ...) -> count.

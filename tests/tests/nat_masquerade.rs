@@ -157,18 +157,23 @@ fn xdp_masquerade_matches_the_kernels() -> anyhow::Result<()> {
         !nft.contains("masquerade"),
         "no kernel NAT in this run: {nft}"
     );
-    // The rules are installed on the agent's first tick after start.
-    poll_until(
-        WAIT,
-        || {
-            lab.exec(
+    // Status is readable a moment before the NAT rules are in.
+    wait_for_rules(&agent)?;
+    let accept_local = |lab: &Lab| -> anyhow::Result<String> {
+        Ok(lab
+            .exec(
                 Node::RouterA,
                 "sysctl",
                 &["-n", "net.ipv4.conf.lan.accept_local"],
-            )
-        },
-        |v| v.trim() == "1",
-    )?;
+            )?
+            .trim()
+            .to_owned())
+    };
+    assert_eq!(
+        accept_local(&lab)?,
+        "1",
+        "masqueraded packets carry the router's own source"
+    );
     let (xdp, xdp_ports) = run_flows(&lab)?;
     let status = agent.status()?;
     let table = agent.status_table()?;
@@ -199,12 +204,8 @@ fn xdp_masquerade_matches_the_kernels() -> anyhow::Result<()> {
     assert!(table.contains("NAT:"), "{table}");
 
     agent.stop()?;
-    let accept_local = lab.exec(
-        Node::RouterA,
-        "sysctl",
-        &["-n", "net.ipv4.conf.lan.accept_local"],
-    )?;
-    assert_eq!(accept_local.trim(), "0", "restored on stop");
+    let accept_local = accept_local(&lab)?;
+    assert_eq!(accept_local, "0", "restored on stop");
     lab.down()
 }
 
@@ -242,6 +243,7 @@ fn decrypted_tunnel_traffic_is_masqueraded_into_the_peered_vpc() -> anyhow::Resu
             &config.to_string_lossy(),
         ],
     )?;
+    wait_for_rules(&b)?;
     let (seen, ports) = run_flows(&lab)?;
     let table = b.status_table()?;
     let lan = Some(addr::ROUTER_B_LAN);
@@ -280,6 +282,14 @@ fn decrypted_tunnel_traffic_is_masqueraded_into_the_peered_vpc() -> anyhow::Resu
     assert!(status.nat.event("reverse_translated") > 0, "{table}");
     assert!(status.nat.event("icmp_error_translated") > 0, "{table}");
     lab.down()
+}
+
+fn wait_for_rules(agent: &AgentProcess) -> anyhow::Result<()> {
+    let status = poll_until(WAIT, || agent.status(), |s| s.nat.rules > 0)?;
+    if status.nat.rules == 0 {
+        bail!("no NAT rule installed:\n{}", agent.log());
+    }
+    Ok(())
 }
 
 /// Runs every flow from host-a to host-b and records what both ends saw.

@@ -181,10 +181,11 @@ fn render_table(report: &StatusReport) -> String {
         .filter(|(_, n)| **n > 0)
         .map(|(name, n)| format!("{name} {n}"))
         .collect();
-    if report.nat.flows > 0 || !nat.is_empty() {
+    if report.nat.rules > 0 || report.nat.flows > 0 || !nat.is_empty() {
         let _ = writeln!(
             out,
-            "\nNAT: {} flows tracked; {}",
+            "\nNAT: {} rule entries, {} flows tracked; {}",
+            report.nat.rules,
             report.nat.flows,
             nat.join(", ")
         );

@@ -6,7 +6,7 @@ use anyhow::Context as _;
 use aya::maps::{Map, MapData, PerCpuArray};
 use vpn_common::{
     InterfaceRole, PacketClass, TrafficCounter, class_counter_index, names,
-    nat::{FlowKey, NatEvent, NatMapping},
+    nat::{FlowKey, MAX_NAT_RULES, NatEvent, NatMapping, NatRuleEntry},
     tunnel::DatapathEvent,
 };
 
@@ -83,6 +83,8 @@ pub fn read_pinned_events(pin_dir: &Path) -> anyhow::Result<Vec<(&'static str, u
 /// The NAT's counters and the number of flows it tracks, from the pinned maps.
 #[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct NatCounters {
+    /// (Rule, destination prefix) entries installed in XDP.
+    pub rules: u64,
     /// Flows in the forward table now.
     pub flows: u64,
     /// [`NatEvent`] counts, summed over CPUs.
@@ -106,7 +108,13 @@ pub fn read_pinned_nat(pin_dir: &Path) -> anyhow::Result<NatCounters> {
     let flows: aya::maps::HashMap<MapData, FlowKey, NatMapping> =
         aya::maps::HashMap::try_from(open(names::NAT_OUT)?)
             .context("the NAT table is not a hash map of flows")?;
+    let rules: aya::maps::Array<MapData, NatRuleEntry> =
+        aya::maps::Array::try_from(open(names::NAT_RULES)?)
+            .context("the NAT rules are not an array of rule entries")?;
     let mut counters = NatCounters {
+        rules: (0..MAX_NAT_RULES)
+            .map_while(|i| rules.get(&i, 0).ok().filter(|r| r.valid != 0))
+            .count() as u64,
         flows: flows.keys().filter(Result::is_ok).count() as u64,
         ..Default::default()
     };

@@ -118,25 +118,20 @@ impl NatRuntime {
             ticks: 0,
             sysctls: Some(sysctls),
         };
-        // Reserved ports and rules first, the port range last: XDP allocates only from then.
+        // Port range and reserved ports first, rules last: from the first matching packet on,
+        // XDP has everything it needs to allocate.
+        let settings = NatSettings {
+            port_first: *range.start(),
+            port_last: *range.end(),
+            _pad: 0,
+        };
         let started = runtime
-            .refresh_reserved_ports()
-            .and_then(|()| runtime.refresh_rules())
-            .and_then(|()| {
-                runtime
-                    .maps
-                    .settings
-                    .set(
-                        0,
-                        NatSettings {
-                            port_first: *range.start(),
-                            port_last: *range.end(),
-                            _pad: 0,
-                        },
-                        0,
-                    )
-                    .context("writing the NAT settings")
-            });
+            .maps
+            .settings
+            .set(0, settings, 0)
+            .context("writing the NAT settings")
+            .and_then(|()| runtime.refresh_reserved_ports())
+            .and_then(|()| runtime.refresh_rules());
         if let Err(err) = started {
             runtime.stop();
             return Err(err);

@@ -13,6 +13,7 @@
 //! `cargo xtask lab down` can remove a lab that `lab up` left running.
 
 pub mod agent;
+pub mod ike_tunnel;
 pub mod netns;
 pub mod registry;
 pub mod static_tunnel;

@@ -10,6 +10,9 @@ use std::{
 
 use anyhow::{Context as _, bail};
 
+pub mod capture;
+pub mod traffic;
+
 /// The `vpn-agent` binary under test.
 pub fn agent_bin() -> anyhow::Result<PathBuf> {
     let path = match std::env::var_os("VPN_AGENT_BIN") {

@@ -8,7 +8,10 @@ use vpn_lab::{
     agent::StatusSnapshot,
     static_tunnel::{Encap, StaticTunnelFiles},
 };
-use vpn_tests::{agent_bin, poll_until};
+use vpn_tests::{
+    agent_bin, poll_until,
+    traffic::{Direction, iperf_tcp, numbered_stream, ping},
+};
 
 /// The bulk-transfer test saturates both cores; the rollover test counts every packet of a
 /// steady stream. They take turns, so that one's load cannot make the other drop packets.
@@ -41,20 +44,6 @@ fn start(
         b,
         _files: files,
     })
-}
-
-/// Pings `count` times (0.2 s apart) and returns how many replies came back.
-fn ping(lab: &Lab, from: Node, to: std::net::Ipv4Addr, count: u32) -> anyhow::Result<u32> {
-    let out = lab
-        .command(from, "ping")
-        .args(["-c", &count.to_string(), "-i", "0.2", "-W", "1", "-q"])
-        .arg(to.to_string())
-        .output()?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    text.split(',')
-        .find_map(|part| part.trim().strip_suffix(" received"))
-        .and_then(|n| n.trim().parse().ok())
-        .ok_or_else(|| anyhow::anyhow!("unexpected ping output: {text}"))
 }
 
 /// Waits until the worker has published at least `encrypted` seals (it publishes every 500 ms).
@@ -197,40 +186,13 @@ fn bulk_transfer(encap: Encap, nat: bool) -> anyhow::Result<()> {
     let t = start(&lab, files, None)?;
 
     // iperf3 TCP both ways: MSS clamping keeps segments inside the tunnel MTU.
-    let server = lab
-        .command(Node::HostB, "iperf3")
-        .args(["-s", "-1", "-B", &addr::HOST_B.to_string()])
-        .stdout(std::process::Stdio::null())
-        .spawn()?;
-    std::thread::sleep(Duration::from_millis(300));
-    let forward = lab.exec(
-        Node::HostA,
-        "iperf3",
-        &["-c", &addr::HOST_B.to_string(), "-t", "2", "-J"],
-    )?;
-    wait_child(server)?;
-    let server = lab
-        .command(Node::HostB, "iperf3")
-        .args(["-s", "-1", "-B", &addr::HOST_B.to_string()])
-        .stdout(std::process::Stdio::null())
-        .spawn()?;
-    std::thread::sleep(Duration::from_millis(300));
-    let reverse = lab.exec(
-        Node::HostA,
-        "iperf3",
-        &["-c", &addr::HOST_B.to_string(), "-t", "2", "-R", "-J"],
-    )?;
-    wait_child(server)?;
-    for (name, json) in [
-        ("host-a -> host-b", &forward),
-        ("host-b -> host-a", &reverse),
-    ] {
-        let received = received_bytes(json)?;
+    for direction in [Direction::AToB, Direction::BToA] {
+        let received = iperf_tcp(&lab, direction, 2)?;
         assert!(
             received > 1_000_000,
-            "{name}: only {received} bytes arrived"
+            "{direction:?}: only {received} bytes arrived"
         );
-        eprintln!("{name}: {} bytes received in 2 s", received);
+        eprintln!("{direction:?}: {received} bytes received in 2 s");
     }
 
     // Above the tunnel MTU (1400) with DF: ICMP "fragmentation needed" announcing 1400.
@@ -293,111 +255,40 @@ fn bulk_transfer(encap: Encap, nat: bool) -> anyhow::Result<()> {
     lab.down()
 }
 
-fn wait_child(mut child: std::process::Child) -> anyhow::Result<()> {
-    for _ in 0..50 {
-        if child.try_wait()?.is_some() {
-            return Ok(());
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    child.kill()?;
-    child.wait()?;
-    Ok(())
-}
-
-/// Bytes the receiving end counted, from `iperf3 -J`.
-fn received_bytes(json: &str) -> anyhow::Result<u64> {
-    let v: serde_json::Value = serde_json::from_str(json)?;
-    v["end"]["sum_received"]["bytes"]
-        .as_u64()
-        .ok_or_else(|| anyhow::anyhow!("no end.sum_received.bytes in iperf3 output"))
-}
-
 /// A numbered UDP stream at a steady rate from host-a to host-b, while both routers roll their
 /// keys over in the three make-before-break steps: the receiver must see every number.
 #[test]
 fn key_rollover_under_load_loses_no_packet() -> anyhow::Result<()> {
     let _turn = exclusive();
-    use std::{
-        net::{SocketAddrV4, UdpSocket},
-        sync::atomic::{AtomicBool, Ordering},
-    };
     use vpn_lab::static_tunnel::Rollover;
 
-    const PORT: u16 = 9000;
     const RATE_PER_SECOND: u64 = 500;
-    const DURATION: Duration = Duration::from_secs(8);
 
     let lab = Lab::up(LabSpec::default())?;
     let files = StaticTunnelFiles::write(lab.id(), Encap::Udp, false)?;
     let (new_ab, new_ba) = files.rolled_spis();
     let t = start(&lab, files, None)?;
 
-    let receiver = lab.run_in(Node::HostB, || {
-        let socket = UdpSocket::bind(SocketAddrV4::new(addr::HOST_B, PORT))?;
-        socket.set_read_timeout(Some(Duration::from_millis(200)))?;
-        Ok(socket)
+    let (stream, ()) = numbered_stream(&lab, RATE_PER_SECOND, Duration::from_secs(8), || {
+        for step in [Rollover::AcceptNew, Rollover::SendNew, Rollover::DropOld] {
+            std::thread::sleep(Duration::from_millis(1500));
+            t._files.rollover(step)?;
+            t.b.reload()?;
+            t.a.reload()?;
+        }
+        Ok(())
     })?;
-    let sender = lab.run_in(Node::HostA, || Ok(UdpSocket::bind("0.0.0.0:0")?))?;
-    let done = AtomicBool::new(false);
-    let (sent, received) = std::thread::scope(|scope| {
-        let receiving = scope.spawn(|| {
-            let mut seen = Vec::new();
-            let mut buf = [0u8; 64];
-            loop {
-                match receiver.recv(&mut buf) {
-                    Ok(8) => seen.push(u64::from_be_bytes(buf[..8].try_into().unwrap())),
-                    Ok(_) => {}
-                    Err(_) if done.load(Ordering::Relaxed) => break,
-                    Err(_) => {}
-                }
-            }
-            seen
-        });
-        let sending = scope.spawn(|| -> anyhow::Result<u64> {
-            let start = std::time::Instant::now();
-            let mut seq = 0u64;
-            while start.elapsed() < DURATION {
-                let due = start + Duration::from_micros(seq * 1_000_000 / RATE_PER_SECOND);
-                if let Some(wait) = due.checked_duration_since(std::time::Instant::now()) {
-                    std::thread::sleep(wait);
-                }
-                sender.send_to(&seq.to_be_bytes(), SocketAddrV4::new(addr::HOST_B, PORT))?;
-                seq += 1;
-            }
-            Ok(seq)
-        });
-        let rollover = || -> anyhow::Result<()> {
-            for step in [Rollover::AcceptNew, Rollover::SendNew, Rollover::DropOld] {
-                std::thread::sleep(Duration::from_millis(1500));
-                t._files.rollover(step)?;
-                t.b.reload()?;
-                t.a.reload()?;
-            }
-            Ok(())
-        };
-        let rolled = rollover();
-        let sent = sending.join().expect("sender thread");
-        std::thread::sleep(Duration::from_millis(500));
-        done.store(true, Ordering::Relaxed);
-        let received = receiving.join().expect("receiver thread");
-        rolled.map(|()| (sent, received))
-    })?;
-    let sent = sent?;
-
-    let mut received = received;
-    received.sort_unstable();
-    received.dedup();
-    let missing: Vec<u64> = (0..sent)
-        .filter(|s| received.binary_search(s).is_err())
-        .collect();
-    eprintln!(
-        "sent {sent}, received {}, missing {}",
-        received.len(),
-        missing.len()
+    eprintln!("{stream:?}");
+    assert!(
+        stream.sent > RATE_PER_SECOND * 5,
+        "the sender fell behind: {}",
+        stream.sent
     );
-    assert!(sent > RATE_PER_SECOND * 5, "the sender fell behind: {sent}");
-    assert!(missing.is_empty(), "lost during the rollover: {missing:?}");
+    assert!(
+        stream.missing.is_empty(),
+        "lost during the rollover: {:?}",
+        stream.missing
+    );
 
     // The new SAs carry the traffic now; the old inbound SAs are gone after lingering.
     let a = poll_until(

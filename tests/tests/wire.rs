@@ -2,80 +2,19 @@
 //! decrypts the WAN capture with the configured keys (every ICV good, no plaintext), and the
 //! TCP MSS clamp is seen in captures on both sites.
 
-use std::{
-    path::Path,
-    process::{Child, Command, Stdio},
-    time::Duration,
-};
+use std::{path::Path, process::Stdio, time::Duration};
 
-use anyhow::{Context as _, bail};
 use vpn_lab::{
     Lab, LabSpec, Node, addr,
     static_tunnel::{Encap, StaticTunnelFiles},
     traffic,
 };
-use vpn_tests::agent_bin;
+use vpn_tests::{
+    agent_bin,
+    capture::{capture, esp_sa, stop_capture, tshark},
+};
 
 const MARKER: &[u8] = b"PLAINTEXT-MARKER-must-never-cross-the-WAN";
-
-/// tcpdump on `dev` of `node` into `file`, packet-buffered, as root (the folder is private);
-/// returns once tcpdump says it is listening.
-fn capture(lab: &Lab, node: Node, dev: &str, file: &Path, filter: &str) -> anyhow::Result<Child> {
-    use std::io::{BufRead as _, BufReader};
-    let mut child = lab
-        .command(node, "tcpdump")
-        .args(["-n", "-U", "-Z", "root", "-s", "256", "-i", dev, "-w"])
-        .arg(file)
-        .arg(filter)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .context("starting tcpdump")?;
-    let stderr = child.stderr.take().context("tcpdump stderr")?;
-    let mut lines = BufReader::new(stderr).lines();
-    loop {
-        match lines.next() {
-            Some(Ok(line)) if line.contains("listening on") => break,
-            Some(Ok(_)) => continue,
-            _ => {
-                let _ = child.kill();
-                bail!("tcpdump on {dev} did not start");
-            }
-        }
-    }
-    // Keep draining stderr so tcpdump never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    Ok(child)
-}
-
-fn stop_capture(mut child: Child) -> anyhow::Result<()> {
-    std::thread::sleep(Duration::from_millis(300));
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGINT,
-    )?;
-    child.wait()?;
-    Ok(())
-}
-
-fn tshark(file: &Path, args: &[&str]) -> anyhow::Result<String> {
-    let out = Command::new("tshark")
-        .arg("-r")
-        .arg(file)
-        .args(args)
-        .output()?;
-    if !out.status.success() {
-        bail!("tshark failed: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-fn esp_sa(src: &str, dst: &str, spi: u32, keymat_hex: &str) -> String {
-    format!(
-        "uat:esp_sa:\"IPv4\",\"{src}\",\"{dst}\",\"{spi:#010x}\",\
-         \"AES-GCM with 16 octet ICV [RFC4106]\",\"0x{keymat_hex}\",\"NULL\",\"\""
-    )
-}
 
 #[test]
 fn wan_capture_decrypts_with_tshark_and_carries_no_plaintext() -> anyhow::Result<()> {

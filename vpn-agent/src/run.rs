@@ -92,7 +92,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         });
     }
 
-    let mut datapath = match Datapath::load(&pin_dir, &requests) {
+    let datapath = match Datapath::load(&pin_dir, &requests) {
         Ok(datapath) => datapath,
         Err(err) => {
             // Programs already attached were detached when the object was dropped; pins too.
@@ -100,124 +100,46 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
             return Err(err);
         }
     };
-    let ike_wanted = config.as_ref().is_some_and(|c| !c.tunnels.is_empty());
-    let mut static_wanted = static_tunnels.clone();
-    let tunnels = if static_tunnels.is_empty() && !ike_wanted {
-        None
-    } else {
-        match TunnelRuntime::start(&mut datapath, static_tunnels) {
-            Ok(runtime) => Some(runtime),
-            Err(err) => {
-                datapath.shutdown()?;
-                return Err(err);
-            }
-        }
+    let mut parts = Running {
+        datapath,
+        tunnels: None,
+        ike: None,
+        sysctls: None,
+        nat: None,
+        state_stored: false,
     };
-    // IKE runs on the WAN address; negotiated CHILD SAs join the static tunnels in the datapath.
-    let mut ike = match (config.as_ref(), &tunnels) {
-        (Some(config), Some(_)) if ike_wanted => {
-            let started =
-                wan_ipv4(&requests[0].ifname).and_then(|wan| IkeTunnels::start(config, wan));
-            match started {
-                Ok(ike) => ike,
-                Err(err) => {
-                    if let Some(tunnels) = tunnels {
-                        tunnels.stop();
-                    }
-                    datapath.shutdown()?;
-                    return Err(err.context("starting IKE"));
-                }
-            }
-        }
-        _ => None,
-    };
-    let state = RuntimeState {
-        instance: name.to_string(),
-        pid: std::process::id(),
-        pin_dir: pin_dir.clone(),
-        interfaces: datapath.attached().to_vec(),
-    };
-    if let Err(err) = state.store(name) {
-        if let Some(tunnels) = tunnels {
-            tunnels.stop();
-        }
-        datapath.shutdown()?;
+    if let Err(err) = parts.start(name, config.as_ref(), static_tunnels.clone(), &requests) {
+        let _ = parts.shutdown(name);
         return Err(err);
     }
-    let sysctls = match config.as_ref().filter(|c| c.sysctl.manage) {
-        Some(config) => match AppliedSysctls::apply(
-            sysctl::desired(&config.sysctl),
-            config.sysctl.restore_on_exit,
-        ) {
-            Ok(applied) => Some(applied),
-            Err(err) => {
-                if let Some(tunnels) = tunnels {
-                    tunnels.stop();
-                }
-                datapath.shutdown()?;
-                remove_state_file(name)?;
-                return Err(err.context("applying the sysctl policy"));
-            }
-        },
-        None => None,
-    };
-    // NAT masquerade (the configuration's [[nat]] rules), last: nothing after it can fail.
-    let nat = config
-        .as_ref()
-        .map_or(Ok(None), |c| NatRuntime::start(&mut datapath, &c.nat));
-    // Decrypted tunnel traffic reaches the kernel from the worker, not through XDP.
-    let nat = match (nat, &tunnels) {
-        (Ok(Some(runtime)), Some(tunnels)) => {
-            match WorkerNat::open(&pin_dir).and_then(|w| tunnels.enable_nat(w)) {
-                Ok(()) => Ok(Some(runtime)),
-                Err(err) => {
-                    runtime.stop();
-                    Err(err)
-                }
-            }
-        }
-        (nat, _) => nat,
-    };
-    let mut nat = match nat {
-        Ok(nat) => nat,
-        Err(err) => {
-            if let Some(ike) = ike.take() {
-                ike.stop();
-            }
-            if let Some(tunnels) = tunnels {
-                tunnels.stop();
-            }
-            if let Some(sysctls) = sysctls {
-                sysctls.restore();
-            }
-            datapath.shutdown()?;
-            remove_state_file(name)?;
-            return Err(err.context("starting NAT"));
-        }
-    };
     tracing::info!(instance = %name, pin_dir = %pin_dir.display(), "datapath ready");
 
     let worker_file = name.worker_file();
     let system_file = name.system_file();
-    let mut tunnels = tunnels;
+    let mut static_wanted = static_tunnels;
     let mut reported_drift = Vec::new();
-    let signal = signals.wait(|occasion| match occasion {
-        Occasion::Tick => {
-            if let Some(nat) = nat.as_mut() {
+    let wake = parts.ike.as_ref().map(IkeTunnels::wake);
+    let signal = signals.wait(wake, |occasion| match occasion {
+        Occasion::Tick | Occasion::Ike => {
+            if let (Occasion::Tick, Some(nat)) = (occasion, parts.nat.as_mut()) {
                 nat.tick();
             }
-            if let Some(tunnels) = tunnels.as_mut() {
-                if let Some(ike) = ike.as_mut()
-                    && ike.poll()
-                {
-                    apply(tunnels, &static_wanted, ike.wanted());
+            if let Some(tunnels) = parts.tunnels.as_mut() {
+                if let Some(ike) = parts.ike.as_mut() {
+                    if ike.poll() {
+                        apply(tunnels, &static_wanted, ike.wanted());
+                    }
+                    ike.applied();
+                }
+                if matches!(occasion, Occasion::Ike) {
+                    return;
                 }
                 tunnels.expire(std::time::Instant::now());
                 if let Err(err) = write_private_json(&worker_file, &tunnels.report()) {
                     tracing::warn!(error = %err, "could not publish worker counters");
                 }
             }
-            if let Some(sysctls) = &sysctls {
+            if let Some(sysctls) = &parts.sysctls {
                 let drift = sysctls.drift();
                 for d in drift.iter().filter(|d| !reported_drift.contains(*d)) {
                     tracing::warn!(key = %d.key, wanted = %d.wanted, found = %d.found, "sysctl changed behind our back");
@@ -232,35 +154,105 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
             }
         }
         Occasion::Reload => {
-            if let Some(tunnels) = tunnels.as_mut()
+            if let Some(tunnels) = parts.tunnels.as_mut()
                 && let Some(new) = reload(args.static_tunnels.as_deref())
             {
                 static_wanted = new;
-                let negotiated = ike.as_ref().map(IkeTunnels::wanted).unwrap_or_default();
+                let negotiated = parts
+                    .ike
+                    .as_ref()
+                    .map(IkeTunnels::wanted)
+                    .unwrap_or_default();
                 apply(tunnels, &static_wanted, negotiated);
             }
         }
     });
     tracing::info!(instance = %name, signal = ?signal, "stopping");
-    if let Some(ike) = ike.take() {
-        ike.stop();
-    }
-    if let Some(tunnels) = tunnels {
-        tunnels.stop();
-    }
-    if let Some(nat) = nat {
-        nat.stop();
-    }
-    if let Some(sysctls) = sysctls {
-        sysctls.restore();
-    }
-    let shutdown = datapath.shutdown();
-    remove_state_file(name)?;
+    let shutdown = parts.shutdown(name);
     let _ = std::fs::remove_file(&worker_file);
     let _ = std::fs::remove_file(&system_file);
     shutdown?;
     tracing::info!(instance = %name, "stopped cleanly");
     Ok(())
+}
+
+/// What a running agent set up, torn down in reverse order by [`Running::shutdown`], also when
+/// start-up fails half-way.
+struct Running {
+    datapath: Datapath,
+    tunnels: Option<TunnelRuntime>,
+    ike: Option<IkeTunnels>,
+    sysctls: Option<AppliedSysctls>,
+    nat: Option<NatRuntime>,
+    state_stored: bool,
+}
+
+impl Running {
+    /// Everything after the datapath: tunnels, IKE, the state file, the sysctl policy, NAT.
+    fn start(
+        &mut self,
+        name: &crate::instance::InstanceName,
+        config: Option<&vpn_config::Config>,
+        static_tunnels: Vec<static_tunnels::StaticTunnel>,
+        requests: &[AttachRequest],
+    ) -> anyhow::Result<()> {
+        let ike_wanted = config.is_some_and(|c| !c.tunnels.is_empty());
+        if !static_tunnels.is_empty() || ike_wanted {
+            self.tunnels = Some(TunnelRuntime::start(&mut self.datapath, static_tunnels)?);
+        }
+        // IKE runs on the WAN address; negotiated CHILD SAs join the static tunnels.
+        if let Some(config) = config.filter(|_| ike_wanted) {
+            let wan = wan_ipv4(&requests[0].ifname).context("starting IKE")?;
+            self.ike = IkeTunnels::start(config, wan).context("starting IKE")?;
+        }
+        RuntimeState {
+            instance: name.to_string(),
+            pid: std::process::id(),
+            pin_dir: name.pin_dir(),
+            interfaces: self.datapath.attached().to_vec(),
+        }
+        .store(name)?;
+        self.state_stored = true;
+        if let Some(config) = config.filter(|c| c.sysctl.manage) {
+            self.sysctls = Some(
+                AppliedSysctls::apply(
+                    sysctl::desired(&config.sysctl),
+                    config.sysctl.restore_on_exit,
+                )
+                .context("applying the sysctl policy")?,
+            );
+        }
+        // NAT masquerade (the configuration's [[nat]] rules).
+        if let Some(config) = config {
+            self.nat =
+                NatRuntime::start(&mut self.datapath, &config.nat).context("starting NAT")?;
+            // Decrypted tunnel traffic reaches the kernel from the worker, not through XDP.
+            if let (Some(_), Some(tunnels)) = (&self.nat, &self.tunnels) {
+                tunnels.enable_nat(WorkerNat::open(&name.pin_dir())?)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn shutdown(self, name: &crate::instance::InstanceName) -> anyhow::Result<()> {
+        if let Some(ike) = self.ike {
+            ike.stop();
+        }
+        if let Some(tunnels) = self.tunnels {
+            tunnels.stop();
+        }
+        if let Some(nat) = self.nat {
+            nat.stop();
+        }
+        if let Some(sysctls) = self.sysctls {
+            sysctls.restore();
+        }
+        let detached = self.datapath.shutdown();
+        if self.state_stored {
+            remove_state_file(name)?;
+        }
+        detached
+    }
 }
 
 #[derive(Debug)]
@@ -270,9 +262,12 @@ enum StopSignal {
 }
 
 /// Why the wait loop calls back.
+#[derive(Clone, Copy)]
 enum Occasion {
     /// Twice a second: housekeeping and publishing counters.
     Tick,
+    /// The IKE engine has news for the datapath (and waits until it is applied).
+    Ike,
     /// SIGHUP: re-read the configuration.
     Reload,
 }
@@ -350,8 +345,14 @@ impl StopSignals {
         })
     }
 
-    /// Waits for a stop signal, calling `on` twice a second and on every SIGHUP meanwhile.
-    fn wait(mut self, mut on: impl FnMut(Occasion)) -> StopSignal {
+    /// Waits for a stop signal, calling `on` twice a second, on every SIGHUP, and whenever
+    /// `ike` is notified meanwhile.
+    fn wait(
+        mut self,
+        ike: Option<std::sync::Arc<tokio::sync::Notify>>,
+        mut on: impl FnMut(Occasion),
+    ) -> StopSignal {
+        let ike = ike.unwrap_or_default();
         self.runtime.block_on(async {
             let mut interval = tokio::time::interval(std::time::Duration::from_millis(500));
             loop {
@@ -359,6 +360,7 @@ impl StopSignals {
                     _ = self.int.recv() => return StopSignal::Interrupt,
                     _ = self.term.recv() => return StopSignal::Terminate,
                     _ = self.hup.recv() => on(Occasion::Reload),
+                    _ = ike.notified() => on(Occasion::Ike),
                     _ = interval.tick() => on(Occasion::Tick),
                 }
             }

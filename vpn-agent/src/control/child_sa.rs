@@ -1,7 +1,11 @@
 //! CHILD_SAs negotiated by the IKE engine, turned into what the datapath installs: per tunnel,
-//! the newest CHILD_SA's outbound SA and the inbound SAs of every CHILD_SA still alive (two
-//! while a rekey overlaps, RFC 7296 2.8), which `TunnelRuntime::apply` installs
-//! make-before-break.
+//! one outbound SA and the inbound SAs of every CHILD_SA still alive (two while a rekey
+//! overlaps, RFC 7296 2.8), which `TunnelRuntime::apply` installs make-before-break.
+//!
+//! A rekey's replacement sends only once the SA it replaces is deleted. Both sides then know it
+//! is safe: the rekey's responder installed the new inbound SA before answering, its initiator
+//! before asking to delete the old pair (the IKE driver acknowledges every installation before
+//! the engine's next datagram leaves), so neither switches to an SA the other cannot open yet.
 
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -53,12 +57,14 @@ struct Child {
     remote_ts: Vec<Ipv4Net>,
     inbound: SaParams,
     outbound: SaParams,
+    /// The inbound SPI of the CHILD_SA this one replaces (a rekey).
+    replaces: Option<u32>,
 }
 
 /// The CHILD_SAs of one tunnel.
 pub struct TunnelSas {
     settings: TunnelSettings,
-    /// Oldest first; the last one sends.
+    /// Oldest first.
     children: Vec<Child>,
 }
 
@@ -70,8 +76,8 @@ impl TunnelSas {
         }
     }
 
-    /// A CHILD_SA was installed (new, or a rekey's replacement: it sends from now on; the SA it
-    /// replaces stays accepted until it is deleted).
+    /// A CHILD_SA was installed: new, or a rekey's replacement, which is accepted from now on
+    /// and sends once the SA it replaces is deleted.
     pub fn installed(&mut self, child: &ChildSaInstalled) -> Result<(), ChildSaError> {
         let name = &self.settings.name;
         let ipv4 = |ip: IpAddr| match ip {
@@ -111,6 +117,7 @@ impl TunnelSas {
             remote_ts: prefixes(name, &child.remote_ts)?,
             inbound,
             outbound,
+            replaces: child.rekeyed_from,
         });
         Ok(())
     }
@@ -122,19 +129,19 @@ impl TunnelSas {
 
     /// The tunnel as the datapath should run it now; `None` without a CHILD_SA.
     pub fn wanted(&self) -> Option<StaticTunnel> {
-        let newest = self.children.last()?;
+        let sending = self.sender()?;
         let any = Ipv4Net::default();
-        let route_based = newest.remote_ts.contains(&any);
+        let route_based = sending.remote_ts.contains(&any);
         let remote_prefixes = if route_based {
             self.settings.routes.clone()
         } else {
-            newest.remote_ts.clone()
+            sending.remote_ts.clone()
         };
         Some(StaticTunnel {
             name: self.settings.name.clone(),
-            local_address: newest.local,
-            peer_address: newest.peer,
-            encapsulation: if newest.udp {
+            local_address: sending.local,
+            peer_address: sending.peer,
+            encapsulation: if sending.udp {
                 EncapsulationSpec::Udp
             } else {
                 EncapsulationSpec::Esp
@@ -142,7 +149,7 @@ impl TunnelSas {
             local_prefixes: if route_based {
                 Vec::new()
             } else {
-                newest.local_ts.clone()
+                sending.local_ts.clone()
             },
             remote_prefixes,
             route_based,
@@ -150,9 +157,20 @@ impl TunnelSas {
             mss: self.settings.mss,
             // The IKE engine rekeys before, and deletes at, the CHILD_SA's lifetime.
             lifetime: Lifetime::default(),
-            outbound: newest.outbound.clone(),
+            outbound: sending.outbound.clone(),
             inbound: self.children.iter().map(|c| c.inbound.clone()).collect(),
         })
+    }
+
+    /// The CHILD_SA that sends: the newest one that is not waiting for its predecessor's
+    /// deletion.
+    fn sender(&self) -> Option<&Child> {
+        let alive = |spi: u32| self.children.iter().any(|c| c.spi_in == spi);
+        self.children
+            .iter()
+            .rev()
+            .find(|c| !c.replaces.is_some_and(alive))
+            .or(self.children.first())
     }
 
     pub fn spis(&self) -> Vec<(u32, u32)> {
@@ -346,11 +364,16 @@ mod tests {
         new.rekeyed_from = Some(0x100);
         sas.installed(&new).unwrap();
         let t = sas.wanted().unwrap();
-        assert_eq!(t.outbound.spi.get(), 0x201, "the new SA sends");
+        assert_eq!(
+            t.outbound.spi.get(),
+            0x200,
+            "the old SA sends until it is deleted"
+        );
         let spis: Vec<u32> = t.inbound.iter().map(|p| p.spi.get()).collect();
         assert_eq!(spis, [0x100, 0x101], "both are accepted while they overlap");
         sas.deleted(0x100);
         let t = sas.wanted().unwrap();
+        assert_eq!(t.outbound.spi.get(), 0x201, "the new SA sends");
         assert_eq!(t.inbound.len(), 1);
         sas.deleted(0x101);
         assert!(sas.wanted().is_none());

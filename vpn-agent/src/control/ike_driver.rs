@@ -1,13 +1,17 @@
 //! The IKE engine's I/O: UDP sockets on ports 500 and 4500 of the WAN address, the engine's
 //! timers, and its events handed to the agent's main loop. The engine itself (vpn-ike) is
 //! sans-IO; this thread is the only place it meets the network and the clock.
+//!
+//! Events go before datagrams, and the thread waits until the main loop has applied them to
+//! the datapath: a CREATE_CHILD_SA response leaves only once the new inbound SA is live, and
+//! the DELETE of a rekeyed pair only once its replacement is (RFC 7296 2.8, make-before-break).
 
 use std::{
     collections::BTreeMap,
     net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket},
     os::fd::AsRawFd as _,
     sync::{
-        Arc,
+        Arc, Condvar, Mutex,
         atomic::{AtomicBool, Ordering},
         mpsc,
     },
@@ -23,6 +27,9 @@ use super::peer_config::TunnelPeer;
 
 /// The longest the thread sleeps without looking at the stop flag.
 const IDLE: Duration = Duration::from_millis(50);
+
+/// How long the thread waits for the main loop to apply its events before sending anyway.
+const APPLY_WAIT: Duration = Duration::from_secs(2);
 
 /// What the engine tells the datapath, by tunnel name.
 #[derive(Debug)]
@@ -45,7 +52,33 @@ pub enum DriverEvent {
 pub struct IkeDriver {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
-    pub events: mpsc::Receiver<DriverEvent>,
+    events: mpsc::Receiver<DriverEvent>,
+    /// Events taken from `events` so far.
+    taken: u64,
+    progress: Arc<Progress>,
+}
+
+/// How far the main loop got with the driver's events, and how it is woken for new ones.
+struct Progress {
+    /// Number of events applied to the datapath.
+    applied: Mutex<u64>,
+    changed: Condvar,
+    wake: Arc<tokio::sync::Notify>,
+}
+
+impl Progress {
+    /// Blocks until `sent` events are applied, or [`APPLY_WAIT`] passes.
+    fn wait_applied(&self, sent: u64) {
+        let Ok(guard) = self.applied.lock() else {
+            return;
+        };
+        let waited = self
+            .changed
+            .wait_timeout_while(guard, APPLY_WAIT, |applied| *applied < sent);
+        if waited.is_ok_and(|(_, timeout)| timeout.timed_out()) {
+            tracing::warn!("the datapath did not confirm the IKE changes in time; sending anyway");
+        }
+    }
 }
 
 /// The system's random generator, for the engine (nonces, SPIs, DH keys).
@@ -100,6 +133,12 @@ impl IkeDriver {
         let (sender, events) = mpsc::channel();
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
+        let progress = Arc::new(Progress {
+            applied: Mutex::new(0),
+            changed: Condvar::new(),
+            wake: Arc::new(tokio::sync::Notify::new()),
+        });
+        let shared = Arc::clone(&progress);
         let thread = std::thread::Builder::new()
             .name("ike".into())
             .spawn(move || {
@@ -110,6 +149,8 @@ impl IkeDriver {
                     names,
                     spis: BTreeMap::new(),
                     sender,
+                    sent: 0,
+                    progress: shared,
                 };
                 while !flag.load(Ordering::Relaxed) {
                     io.turn();
@@ -120,7 +161,29 @@ impl IkeDriver {
             stop,
             thread: Some(thread),
             events,
+            taken: 0,
+            progress,
         })
+    }
+
+    /// Notified whenever events are waiting in [`IkeDriver::try_event`].
+    pub fn wake(&self) -> Arc<tokio::sync::Notify> {
+        Arc::clone(&self.progress.wake)
+    }
+
+    /// The next event, if one is waiting.
+    pub fn try_event(&mut self) -> Option<DriverEvent> {
+        let event = self.events.try_recv().ok()?;
+        self.taken += 1;
+        Some(event)
+    }
+
+    /// Confirms that every event taken so far is applied to the datapath.
+    pub fn applied(&self) {
+        if let Ok(mut applied) = self.progress.applied.lock() {
+            *applied = self.taken;
+        }
+        self.progress.changed.notify_all();
     }
 
     pub fn stop(mut self) {
@@ -140,6 +203,9 @@ struct Io {
     /// Our IKE SPI -> tunnel name, learnt from the events that carry the peer's address.
     spis: BTreeMap<[u8; 8], String>,
     sender: mpsc::Sender<DriverEvent>,
+    /// Events sent so far.
+    sent: u64,
+    progress: Arc<Progress>,
 }
 
 impl Io {
@@ -178,11 +244,16 @@ impl Io {
             }
         }
         self.listener.handle_timeout(Instant::now());
-        while let Some(t) = self.listener.poll_transmit() {
-            self.send(&t);
-        }
+        let before = self.sent;
         while let Some(e) = self.listener.poll_event() {
             self.forward(e.local_spi, e.event);
+        }
+        if self.sent != before {
+            self.progress.wake.notify_one();
+            self.progress.wait_applied(self.sent);
+        }
+        while let Some(t) = self.listener.poll_transmit() {
+            self.send(&t);
         }
     }
 
@@ -246,6 +317,8 @@ impl Io {
                 return;
             }
         };
-        let _ = self.sender.send(event);
+        if self.sender.send(event).is_ok() {
+            self.sent += 1;
+        }
     }
 }

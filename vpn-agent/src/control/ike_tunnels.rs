@@ -72,7 +72,7 @@ impl IkeTunnels {
     /// Takes the engine's news; `true` if what the datapath should carry changed.
     pub fn poll(&mut self) -> bool {
         let mut changed = false;
-        while let Ok(event) = self.driver.events.try_recv() {
+        while let Some(event) = self.driver.try_event() {
             match event {
                 DriverEvent::Installed { tunnel, child } => {
                     if let Some(sas) = self.tunnels.get_mut(&tunnel) {
@@ -102,6 +102,16 @@ impl IkeTunnels {
             }
         }
         changed
+    }
+
+    /// Tells the engine's thread that what [`IkeTunnels::poll`] took is in the datapath now.
+    pub fn applied(&self) {
+        self.driver.applied();
+    }
+
+    /// Notified when the engine has news for [`IkeTunnels::poll`].
+    pub fn wake(&self) -> std::sync::Arc<tokio::sync::Notify> {
+        self.driver.wake()
     }
 
     /// The tunnels with a CHILD_SA, as the datapath should run them.

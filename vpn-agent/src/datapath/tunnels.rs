@@ -3,7 +3,9 @@
 //!
 //! Changes are applied make-before-break (RFC 7296 2.8): a new inbound SA is in the worker and
 //! in the inbound map before the outbound side switches to a new SA; SAs taken out of the maps
-//! linger in the worker for [`LINGER`] so frames already on their way still pass.
+//! linger in the worker for [`LINGER`] so frames already on their way still pass. An inbound SA
+//! a tunnel no longer wants (a rekeyed or rolled-over one) also stays in the inbound map for
+//! that long: the peer may be a few milliseconds behind in switching away from it.
 
 use std::{
     collections::BTreeMap,
@@ -37,6 +39,14 @@ use super::{
 const QUEUE: u32 = 0;
 /// How long an SA taken out of the maps stays in the worker.
 pub const LINGER: Duration = Duration::from_secs(2);
+
+/// An SA on its way out of the worker.
+struct Lingering {
+    until: Instant,
+    slot: u32,
+    /// Still in the inbound map under this SPI until then.
+    accepting: Option<u32>,
+}
 
 /// What decides where a tunnel's packets go; changing any of it reinstalls the tunnel.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -133,7 +143,7 @@ pub struct TunnelRuntime {
     tunnels: BTreeMap<String, Installed>,
     tunnel_slots: Slots,
     sa_slots: Slots,
-    lingering: Vec<(Instant, u32)>,
+    lingering: Vec<Lingering>,
     control: mpsc::Sender<Control>,
     events: mpsc::Receiver<LifetimeEvent>,
     lifetime_events: BTreeMap<String, u64>,
@@ -372,8 +382,11 @@ impl TunnelRuntime {
         }
         for (spi, slot) in old_in {
             if !wanted_in.contains(&spi) {
-                self.tables.remove_inbound(spi)?;
-                self.retire(slot, now);
+                self.lingering.push(Lingering {
+                    until: now + LINGER,
+                    slot,
+                    accepting: Some(spi),
+                });
                 inbound.remove(&spi);
                 tracing::info!(tunnel = %name, spi = format_args!("{spi:#010x}"), "inbound SA retired");
             }
@@ -407,7 +420,11 @@ impl TunnelRuntime {
     }
 
     fn retire(&mut self, slot: u32, now: Instant) {
-        self.lingering.push((now + LINGER, slot));
+        self.lingering.push(Lingering {
+            until: now + LINGER,
+            slot,
+            accepting: None,
+        });
     }
 
     /// Acts on the lifetime limits the worker reported: a soft limit is logged (the keys
@@ -481,10 +498,19 @@ impl TunnelRuntime {
     /// periodically.
     pub fn expire(&mut self, now: Instant) {
         self.handle_lifetime_events(now);
-        let (due, keep): (Vec<_>, Vec<_>) =
-            self.lingering.drain(..).partition(|(at, _)| *at <= now);
+        let (due, keep): (Vec<_>, Vec<_>) = self.lingering.drain(..).partition(|l| l.until <= now);
         self.lingering = keep;
-        for (_, slot) in due {
+        for Lingering {
+            slot, accepting, ..
+        } in due
+        {
+            // Unless a tunnel took the SPI up again meanwhile.
+            if let Some(spi) = accepting
+                && !self.tunnels.values().any(|t| t.inbound.contains_key(&spi))
+                && let Err(err) = self.tables.remove_inbound(spi)
+            {
+                tracing::warn!(error = %format!("{err:#}"), "removing a retired inbound SA");
+            }
             if self.send(Control::Remove { slot }).is_ok() {
                 self.sa_slots.give(slot);
             }

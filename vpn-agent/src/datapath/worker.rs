@@ -40,6 +40,8 @@ use super::{
 
 const ETH_HLEN: usize = 14;
 const RX_BATCH: u32 = 64;
+/// Tries at queueing one batch on a full transmit ring before its frames count as dropped.
+const TX_ATTEMPTS: usize = 4;
 const POLL_TIMEOUT_MS: i32 = 20;
 const REPORT_EVERY: Duration = Duration::from_millis(250);
 
@@ -271,27 +273,48 @@ impl Worker {
         if self.tx_batch.is_empty() {
             return;
         }
-        let queued = {
-            let mut writer = self.xsk.wan.tx.transmit(self.tx_batch.len() as u32);
-            let queued = writer.insert(self.tx_batch.iter().copied()) as usize;
-            writer.commit();
-            queued
-        };
-        // Copy mode transmits only inside sendto, at most 32 frames per call (the kernel's
-        // TX_BATCH_SIZE), so kick until the ring is drained (bounded, in case the link stalls).
+        let mut queued = 0;
+        // xdpilone reserves from its cached view of the kernel's consumer head while that shows
+        // one free slot, so a batch may get fewer slots than the ring has (every 2048 frames,
+        // when the cached view runs out); the next attempt refreshes the view.
+        for _ in 0..TX_ATTEMPTS {
+            {
+                let rest = &self.tx_batch[queued..];
+                let mut writer = self.xsk.wan.tx.transmit(rest.len() as u32);
+                queued += writer.insert(rest.iter().copied()) as usize;
+                writer.commit();
+            }
+            self.kick_tx();
+            if queued == self.tx_batch.len() {
+                break;
+            }
+            reap_completions(&mut self.xsk.wan, &mut self.pool);
+        }
+        self.counts.sent_xsk += queued as u64;
+        let unsent: Vec<XdpDesc> = self.tx_batch.drain(..).skip(queued).collect();
+        if !unsent.is_empty() {
+            tracing::debug!(
+                unsent = unsent.len(),
+                pending = self.xsk.wan.tx.pending(),
+                "WAN transmit ring full"
+            );
+        }
+        for desc in unsent {
+            self.count_drop(DropReason::TxFull);
+            self.pool.give(desc.addr);
+        }
+        self.tx_batch.clear();
+    }
+
+    /// Copy mode transmits only inside sendto, at most 32 frames per call (the kernel's
+    /// TX_BATCH_SIZE), so kick until the ring is drained (bounded, in case the link stalls).
+    fn kick_tx(&mut self) {
         for _ in 0..(RX_BATCH / 16 + 2) {
             self.xsk.wan.tx.wake();
             if self.xsk.wan.tx.pending() == 0 {
                 break;
             }
         }
-        self.counts.sent_xsk += queued as u64;
-        let unsent: Vec<XdpDesc> = self.tx_batch.drain(..).skip(queued).collect();
-        for desc in unsent {
-            self.count_drop(DropReason::TxFull);
-            self.pool.give(desc.addr);
-        }
-        self.tx_batch.clear();
     }
 
     fn flush_kernel(&mut self) {

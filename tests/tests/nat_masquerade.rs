@@ -175,6 +175,17 @@ fn xdp_masquerade_matches_the_kernels() -> anyhow::Result<()> {
         "masqueraded packets carry the router's own source"
     );
     let (xdp, xdp_ports) = run_flows(&lab)?;
+    // Hostile input: a TCP header cut to 8 bytes (the kernel's conntrack calls it invalid and
+    // forwards it with the inside source); the XDP NAT drops and counts it.
+    lab.run_in(Node::HostA, move || {
+        let raw = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::TCP))?;
+        raw.send_to(
+            &[0x9c, 0x40, 0x1b, 0x5f, 0, 0, 0, 1],
+            &SocketAddrV4::new(addr::HOST_B, TCP_PORT).into(),
+        )?;
+        Ok(())
+    })?;
+    poll_until(WAIT, || agent.status(), |s| s.nat.event("malformed") > 0)?;
     let status = agent.status()?;
     let table = agent.status_table()?;
     assert_eq!(
@@ -200,6 +211,11 @@ fn xdp_masquerade_matches_the_kernels() -> anyhow::Result<()> {
     );
     assert!(nat.event("untranslated") >= 1, "the TTL-1 ping: {table}");
     assert_eq!(nat.event("allocation_failed"), 0, "{table}");
+    assert_eq!(
+        nat.event("malformed"),
+        1,
+        "the truncated TCP header: {table}"
+    );
     assert!(nat.flows >= 4, "{table}");
     assert!(table.contains("NAT:"), "{table}");
 

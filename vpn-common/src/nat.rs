@@ -141,10 +141,13 @@ pub enum NatEvent {
     FragmentDropped = 6,
     /// Flows removed by the agent's sweep after their timeout (written by the agent, CPU 0).
     Expired = 7,
+    /// A packet matching a rule whose transport header is cut short: dropped, never sent
+    /// with the inside source.
+    Malformed = 8,
 }
 
 impl NatEvent {
-    pub const COUNT: usize = 8;
+    pub const COUNT: usize = 9;
     pub const ALL: [NatEvent; Self::COUNT] = [
         NatEvent::Translated,
         NatEvent::ReverseTranslated,
@@ -154,6 +157,7 @@ impl NatEvent {
         NatEvent::Untranslated,
         NatEvent::FragmentDropped,
         NatEvent::Expired,
+        NatEvent::Malformed,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -166,6 +170,7 @@ impl NatEvent {
             NatEvent::Untranslated => "untranslated",
             NatEvent::FragmentDropped => "fragment_dropped",
             NatEvent::Expired => "expired",
+            NatEvent::Malformed => "malformed",
         }
     }
 }

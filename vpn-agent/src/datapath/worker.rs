@@ -423,6 +423,7 @@ impl Worker {
                 ("allocation_failed", c.allocation_failed),
                 ("untranslated", c.untranslated),
                 ("fragment_dropped", c.fragment_dropped),
+                ("malformed", c.malformed),
             ]
             .into_iter()
             .map(|(k, v)| (k.to_owned(), v))

@@ -65,7 +65,7 @@ pub fn forward(ctx: &XdpContext, class: PacketClass) -> u32 {
     };
     if class == PacketClass::Fragment || parsed.ip.fragment {
         // Only reassembly tells a fragment's ports; never let one out untranslated.
-        if matching_rule(&parsed).is_some() {
+        if matching_rule(parsed.ip.src, parsed.ip.dst).is_some() {
             count(NatEvent::FragmentDropped);
             return xdp_action::XDP_DROP;
         }
@@ -78,7 +78,7 @@ pub fn forward(ctx: &XdpContext, class: PacketClass) -> u32 {
 #[inline(always)]
 fn translate_back(frame: &mut XdpFrame, parsed: &Parsed) -> bool {
     match parsed.transport {
-        Transport::Tcp { .. } | Transport::Udp | Transport::IcmpEcho { .. } => {
+        Transport::Tcp | Transport::Udp | Transport::IcmpEchoRequest | Transport::IcmpEchoReply => {
             let Some(entry) = NAT_IN.get_ptr_mut(&parsed.key) else {
                 return false;
             };
@@ -89,9 +89,9 @@ fn translate_back(frame: &mut XdpFrame, parsed: &Parsed) -> bool {
             }
             true
         }
-        Transport::IcmpError(quoted) => {
+        Transport::IcmpError => {
             // The quote is a packet we translated: its reply tuple is the reverse table's key.
-            let Some(entry) = NAT_IN.get_ptr_mut(&quoted.key.reversed()) else {
+            let Some(entry) = NAT_IN.get_ptr_mut(&parsed.quoted.key.reversed()) else {
                 return false;
             };
             // SAFETY: a valid map value; copied out at once.
@@ -106,25 +106,31 @@ fn translate_back(frame: &mut XdpFrame, parsed: &Parsed) -> bool {
             }
             true
         }
-        Transport::Other => false,
+        Transport::Other | Transport::Truncated => false,
     }
 }
 
 /// Source translation of a packet that matches a rule.
 #[inline(always)]
 fn translate(ctx: &XdpContext, frame: &mut XdpFrame, parsed: &Parsed) -> u32 {
-    let Some(rule) = matching_rule(parsed) else {
+    let Some(rule) = matching_rule(parsed.ip.src, parsed.ip.dst) else {
         return xdp_action::XDP_PASS;
     };
     let translatable = match parsed.transport {
-        Transport::Tcp { .. } | Transport::Udp => true,
+        Transport::Tcp | Transport::Udp => true,
         // Only a request starts an echo flow; a lone reply is no flow (the kernel's conntrack
         // calls it invalid and does not translate it either).
-        Transport::IcmpEcho { request } => request,
-        Transport::IcmpError(quoted) => {
-            return forward_icmp_error(frame, parsed, &quoted.key.reversed());
+        Transport::IcmpEchoRequest => true,
+        Transport::IcmpEchoReply => false,
+        Transport::IcmpError => {
+            return forward_icmp_error(frame, parsed, &parsed.quoted.key.reversed());
         }
         Transport::Other => false,
+        // A transport header cut short: it must not leave with the inside source.
+        Transport::Truncated => {
+            count(NatEvent::Malformed);
+            return xdp_action::XDP_DROP;
+        }
     };
     // TTL about to expire: the kernel answers with time exceeded to the inside host, as it
     // does before its POSTROUTING MASQUERADE.
@@ -170,15 +176,15 @@ fn forward_icmp_error(frame: &mut XdpFrame, parsed: &Parsed, original: &FlowKey)
     xdp_action::XDP_PASS
 }
 
-/// The first rule entry covering the packet's addresses.
+/// The first rule entry covering a packet from `src` to `dst`.
 #[inline(always)]
-fn matching_rule(parsed: &Parsed) -> Option<NatRuleEntry> {
+fn matching_rule(src: [u8; 4], dst: [u8; 4]) -> Option<NatRuleEntry> {
     for i in 0..MAX_NAT_RULES {
         let rule = NAT_RULES.get(i)?;
         if rule.valid == 0 {
             return None;
         }
-        if rule_matches(rule, parsed.ip.src, parsed.ip.dst) {
+        if rule_matches(rule, src, dst) {
             return Some(*rule);
         }
     }
@@ -300,9 +306,10 @@ fn touch(entry: *mut NatMapping, parsed: &Parsed) -> Endpoint {
 
 #[inline(always)]
 fn tcp_flags(parsed: &Parsed) -> u8 {
-    let Transport::Tcp { flags } = parsed.transport else {
+    if parsed.transport != Transport::Tcp {
         return 0;
-    };
+    }
+    let flags = parsed.tcp_flags;
     let mut seen = 0;
     if flags & TCP_FIN != 0 {
         seen |= flow_flags::FIN;

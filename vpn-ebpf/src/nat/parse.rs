@@ -35,24 +35,30 @@ pub struct Ipv4Header {
     pub fragment: bool,
 }
 
-/// How a packet's transport carries its tuple.
+/// How a packet's transport carries its tuple. Fieldless, like every part of [`Parsed`]: the
+/// eBPF verifier rejects copies of enum payloads that a variant leaves uninitialised.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Transport {
-    /// TCP: ports, flags, checksum at l4 + 16.
-    Tcp { flags: u8 },
+    /// TCP: ports, flags ([`Parsed::tcp_flags`]), checksum at l4 + 16.
+    Tcp,
     /// UDP: ports, checksum at l4 + 6 (0: none, RFC 768).
     Udp,
-    /// ICMP echo request or reply: the identifier is the port of the side that sent the
-    /// request (RFC 5508 section 3.1).
-    IcmpEcho { request: bool },
-    /// An ICMP error quoting a datagram (RFC 792; RFC 5508 section 4).
-    IcmpError(Quoted),
+    /// ICMP echo request: its identifier is the port of the sending side (RFC 5508 3.1).
+    IcmpEchoRequest,
+    /// ICMP echo reply: its identifier is the port of the receiving side.
+    IcmpEchoReply,
+    /// An ICMP error quoting a TCP, UDP or echo datagram ([`Parsed::quoted`]; RFC 792,
+    /// RFC 5508 section 4).
+    IcmpError,
     /// Anything else: no tuple NAT can track (the key holds the addresses and zero ports).
     Other,
+    /// TCP, UDP or ICMP whose header the datagram cuts short (the key holds the addresses):
+    /// malformed, never translated.
+    Truncated,
 }
 
 /// The quoted datagram of an ICMP error.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Quoted {
     /// Offset of the quoted IPv4 header.
     pub l3: usize,
@@ -70,6 +76,36 @@ pub struct Parsed {
     /// reply (0, id); for errors and other protocols zero ports.
     pub key: FlowKey,
     pub transport: Transport,
+    /// TCP: the flags byte; 0 otherwise.
+    pub tcp_flags: u8,
+    /// [`Transport::IcmpError`]: the quoted datagram; all zero otherwise.
+    pub quoted: Quoted,
+}
+
+impl Parsed {
+    #[inline(always)]
+    const fn new(ip: Ipv4Header, key: FlowKey, transport: Transport) -> Self {
+        Parsed {
+            ip,
+            key,
+            transport,
+            tcp_flags: 0,
+            quoted: Quoted {
+                l3: 0,
+                l4: 0,
+                key: FlowKey::new(0, [0; 4], [0; 2], [0; 4], [0; 2]),
+            },
+        }
+    }
+
+    /// Whether this is an ICMP echo (request or reply).
+    #[inline(always)]
+    pub const fn is_echo(&self) -> bool {
+        matches!(
+            self.transport,
+            Transport::IcmpEchoRequest | Transport::IcmpEchoReply
+        )
+    }
 }
 
 /// Reads the IPv4 header at `l3`; `None` if it is not a consistent IPv4 header inside the frame.
@@ -93,83 +129,71 @@ pub fn ipv4_header<P: PacketBytes + ?Sized>(p: &P, l3: usize) -> Option<Ipv4Head
     })
 }
 
-/// Parses the IPv4 packet at `l3`. `None`: malformed (a length that does not fit, a transport
-/// header cut short), which NAT leaves to the kernel to drop.
+/// Parses the IPv4 packet at `l3`. `None`: not a consistent IPv4 header (lengths that do not
+/// fit the frame), which NAT leaves to the kernel to drop. A transport header cut short
+/// parses as [`Transport::Truncated`].
 #[inline(always)]
 pub fn parse<P: PacketBytes + ?Sized>(p: &P, l3: usize) -> Option<Parsed> {
     let ip = ipv4_header(p, l3)?;
     let none = [0u8; 2];
     let addresses_only = FlowKey::new(ip.proto, ip.src, none, ip.dst, none);
     if ip.fragment {
-        return Some(Parsed {
-            ip,
-            key: addresses_only,
-            transport: Transport::Other,
-        });
+        return Some(Parsed::new(ip, addresses_only, Transport::Other));
     }
+    let truncated = Parsed::new(ip, addresses_only, Transport::Truncated);
     match ip.proto {
         IPPROTO_TCP => {
-            if ip.l4_len < TCP_MIN_HLEN {
-                return None;
-            }
-            let t = p.bytes::<TCP_MIN_HLEN>(ip.l4)?;
-            Some(Parsed {
-                ip,
-                key: FlowKey::new(ip.proto, ip.src, [t[0], t[1]], ip.dst, [t[2], t[3]]),
-                transport: Transport::Tcp { flags: t[13] },
-            })
+            let Some(t) = p
+                .bytes::<TCP_MIN_HLEN>(ip.l4)
+                .filter(|_| ip.l4_len >= TCP_MIN_HLEN)
+            else {
+                return Some(truncated);
+            };
+            let key = FlowKey::new(ip.proto, ip.src, [t[0], t[1]], ip.dst, [t[2], t[3]]);
+            let mut parsed = Parsed::new(ip, key, Transport::Tcp);
+            parsed.tcp_flags = t[13];
+            Some(parsed)
         }
         IPPROTO_UDP => {
-            if ip.l4_len < UDP_HLEN {
-                return None;
-            }
-            let u = p.bytes::<UDP_HLEN>(ip.l4)?;
-            Some(Parsed {
-                ip,
-                key: FlowKey::new(ip.proto, ip.src, [u[0], u[1]], ip.dst, [u[2], u[3]]),
-                transport: Transport::Udp,
-            })
+            let Some(u) = p.bytes::<UDP_HLEN>(ip.l4).filter(|_| ip.l4_len >= UDP_HLEN) else {
+                return Some(truncated);
+            };
+            let key = FlowKey::new(ip.proto, ip.src, [u[0], u[1]], ip.dst, [u[2], u[3]]);
+            Some(Parsed::new(ip, key, Transport::Udp))
         }
         IPPROTO_ICMP => {
-            if ip.l4_len < ICMP_HLEN {
-                return None;
-            }
-            let i = p.bytes::<ICMP_HLEN>(ip.l4)?;
+            let Some(i) = p
+                .bytes::<ICMP_HLEN>(ip.l4)
+                .filter(|_| ip.l4_len >= ICMP_HLEN)
+            else {
+                return Some(truncated);
+            };
             let id = [i[4], i[5]];
             match i[0] {
-                ICMP_ECHO_REQUEST => Some(Parsed {
+                ICMP_ECHO_REQUEST => Some(Parsed::new(
                     ip,
-                    key: FlowKey::new(ip.proto, ip.src, id, ip.dst, none),
-                    transport: Transport::IcmpEcho { request: true },
-                }),
-                ICMP_ECHO_REPLY => Some(Parsed {
+                    FlowKey::new(ip.proto, ip.src, id, ip.dst, none),
+                    Transport::IcmpEchoRequest,
+                )),
+                ICMP_ECHO_REPLY => Some(Parsed::new(
                     ip,
-                    key: FlowKey::new(ip.proto, ip.src, none, ip.dst, id),
-                    transport: Transport::IcmpEcho { request: false },
-                }),
+                    FlowKey::new(ip.proto, ip.src, none, ip.dst, id),
+                    Transport::IcmpEchoReply,
+                )),
                 ICMP_DEST_UNREACH | ICMP_TIME_EXCEEDED | ICMP_PARAMETER_PROBLEM => {
-                    let transport = match quoted(p, ip.l4 + ICMP_HLEN, ip.l4 + ip.l4_len) {
-                        Some(q) => Transport::IcmpError(q),
-                        None => Transport::Other,
-                    };
-                    Some(Parsed {
-                        ip,
-                        key: addresses_only,
-                        transport,
-                    })
+                    match quoted(p, ip.l4 + ICMP_HLEN, ip.l4 + ip.l4_len) {
+                        Some(q) => {
+                            let mut parsed = Parsed::new(ip, addresses_only, Transport::IcmpError);
+                            parsed.quoted = q;
+                            Some(parsed)
+                        }
+                        None => Some(Parsed::new(ip, addresses_only, Transport::Other)),
+                    }
                 }
-                _ => Some(Parsed {
-                    ip,
-                    key: addresses_only,
-                    transport: Transport::Other,
-                }),
+                _ => Some(Parsed::new(ip, addresses_only, Transport::Other)),
             }
         }
-        _ => Some(Parsed {
-            ip,
-            key: addresses_only,
-            transport: Transport::Other,
-        }),
+        _ => Some(Parsed::new(ip, addresses_only, Transport::Other)),
     }
 }
 

@@ -79,9 +79,11 @@ pub fn rewrite<P: PacketBytesMut + ?Sized>(
         Side::Destination => (parsed.key.dst_addr, parsed.key.dst_port),
     };
     let (port_at, csum_at, pseudo_header) = match parsed.transport {
-        Transport::Tcp { .. } => (ip.l4 + side.port_offset(), ip.l4 + TCP_CSUM, true),
+        Transport::Tcp => (ip.l4 + side.port_offset(), ip.l4 + TCP_CSUM, true),
         Transport::Udp => (ip.l4 + side.port_offset(), ip.l4 + UDP_CSUM, true),
-        Transport::IcmpEcho { .. } => (ip.l4 + ICMP_ID, ip.l4 + ICMP_CSUM, false),
+        Transport::IcmpEchoRequest | Transport::IcmpEchoReply => {
+            (ip.l4 + ICMP_ID, ip.l4 + ICMP_CSUM, false)
+        }
         _ => return Err(RewriteError::Unsupported),
     };
     let ip_csum = p
@@ -123,9 +125,10 @@ pub fn rewrite_icmp_error<P: PacketBytesMut + ?Sized>(
     outer: Side,
     to: Endpoint,
 ) -> Result<(), RewriteError> {
-    let Transport::IcmpError(q) = parsed.transport else {
+    if parsed.transport != Transport::IcmpError {
         return Err(RewriteError::Unsupported);
-    };
+    }
+    let q = parsed.quoted;
     let ip = &parsed.ip;
     let icmp_end = ip.l4 + ip.l4_len;
     let inner = outer.opposite();

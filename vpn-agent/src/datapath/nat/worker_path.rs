@@ -48,6 +48,7 @@ pub struct WorkerNatCounts {
     pub allocation_failed: u64,
     pub untranslated: u64,
     pub fragment_dropped: u64,
+    pub malformed: u64,
 }
 
 /// The NAT tables as the crypto worker uses them.
@@ -115,11 +116,12 @@ impl WorkerNat {
             return NatVerdict::Drop;
         }
         let translatable = match parsed.transport {
-            Transport::Tcp { .. } | Transport::Udp => true,
-            Transport::IcmpEcho { request } => request,
-            Transport::IcmpError(quoted) => {
+            Transport::Tcp | Transport::Udp => true,
+            Transport::IcmpEchoRequest => true,
+            Transport::IcmpEchoReply => false,
+            Transport::IcmpError => {
                 // An error about a reverse-translated packet: quote translated too (RFC 5508).
-                let Ok(m) = self.out.get(&quoted.key.reversed(), 0) else {
+                let Ok(m) = self.out.get(&parsed.quoted.key.reversed(), 0) else {
                     self.counts.untranslated += 1;
                     return NatVerdict::Send;
                 };
@@ -134,6 +136,11 @@ impl WorkerNat {
                 return NatVerdict::Send;
             }
             Transport::Other => false,
+            // A transport header cut short: it must not leave with the inside source.
+            Transport::Truncated => {
+                self.counts.malformed += 1;
+                return NatVerdict::Drop;
+            }
         };
         if !translatable {
             self.counts.untranslated += 1;
@@ -241,9 +248,10 @@ impl WorkerNat {
 }
 
 fn tcp_flags(parsed: &Parsed) -> u8 {
-    let Transport::Tcp { flags } = parsed.transport else {
+    if parsed.transport != Transport::Tcp {
         return 0;
-    };
+    }
+    let flags = parsed.tcp_flags;
     let mut seen = 0;
     if flags & 0x01 != 0 {
         seen |= flow_flags::FIN;

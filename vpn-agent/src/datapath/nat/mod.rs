@@ -14,7 +14,7 @@ use std::{collections::HashMap as StdHashMap, net::Ipv4Addr};
 use anyhow::{Context as _, bail};
 use aya::maps::{Array, HashMap, MapData, PerCpuArray, PerCpuValues};
 use vpn_common::{
-    names,
+    InterfaceRole, names,
     nat::{FlowKey, MAX_NAT_RULES, NatEvent, NatMapping, NatRuleEntry, NatSettings},
 };
 use vpn_config::NatRule;
@@ -91,9 +91,15 @@ impl NatRuntime {
         );
 
         // The translated source is the router's own address; the kernel must accept such
-        // packets where they arrive (every served interface that is no rule's out interface).
-        let inside: Vec<&String> = attached
+        // packets where they arrive: every served LAN interface that is no rule's out
+        // interface. Never the WAN: there it would let the internet send packets that claim
+        // the router's own address. (Decrypted tunnel traffic needs nothing: the worker
+        // sends it as the router's own.)
+        let inside: Vec<&String> = datapath
+            .attached()
             .iter()
+            .filter(|a| a.role == InterfaceRole::Lan.name())
+            .map(|a| &a.name)
             .filter(|name| !rules.iter().any(|r| &r.out == *name))
             .collect();
         for name in &inside {

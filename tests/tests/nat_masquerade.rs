@@ -219,6 +219,44 @@ fn xdp_masquerade_matches_the_kernels() -> anyhow::Result<()> {
     assert!(nat.flows >= 4, "{table}");
     assert!(table.contains("NAT:"), "{table}");
 
+    // The WAN address goes away: the agent's sweep forgets every flow translated to it (as
+    // MASQUERADE does), and the rule waits for an address.
+    let wan_addr = format!("{}/{}", addr::ROUTER_A_WAN, addr::PREFIX_LEN);
+    let router_a = lab.ns(Node::RouterA);
+    netns::ip(&["-n", &router_a, "addr", "del", &wan_addr, "dev", "wan"])?;
+    let swept = poll_until(
+        WAIT,
+        || agent.status(),
+        |s| s.nat.flows == 0 && s.nat.rules == 0,
+    )?;
+    assert_eq!(
+        (swept.nat.flows, swept.nat.rules),
+        (0, 0),
+        "{}",
+        agent.status_table()?
+    );
+    assert!(
+        swept.nat.event("expired") >= nat.flows,
+        "{}",
+        agent.status_table()?
+    );
+    // It comes back: so do the rule and the masquerade.
+    netns::ip(&["-n", &router_a, "addr", "add", &wan_addr, "dev", "wan"])?;
+    let via = addr::ROUTER_B_WAN.to_string();
+    netns::ip(&["-n", &router_a, "route", "add", addr::SITE_B, "via", &via])?;
+    wait_for_rules(&agent)?;
+    let watch = lab.run_in(Node::HostB, || {
+        let s = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::ICMPV4))?;
+        s.set_read_timeout(Some(Duration::from_millis(200)))?;
+        Ok(s)
+    })?;
+    assert!(
+        ping(&lab, addr::HOST_B, None)?.replied,
+        "{}",
+        agent.status_table()?
+    );
+    assert_eq!(echo_request_source(&watch)?, Some(addr::ROUTER_A_WAN));
+
     agent.stop()?;
     let accept_local = accept_local(&lab)?;
     assert_eq!(accept_local, "0", "restored on stop");

@@ -222,6 +222,9 @@ pub struct Route {
     pub priority: u32,
 }
 
+/// The priority of a route that does not give one.
+pub const DEFAULT_ROUTE_PRIORITY: u32 = 100;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NatRule {
     pub action: NatAction,

@@ -1294,7 +1294,10 @@ impl Resolver<'_> {
                     ),
                 );
             }
-            let priority = raw.priority.as_ref().map_or(100, |v| *v.get_ref());
+            let priority = raw
+                .priority
+                .as_ref()
+                .map_or(DEFAULT_ROUTE_PRIORITY, |v| *v.get_ref());
             let Some(prefix) = prefix else { continue };
             if tunnel.is_none() {
                 continue;

@@ -6,9 +6,10 @@
 //!   octets, with raw public keys in the RFC 3110 format strongSwan's `leftrsasigkey=0s...`
 //!   uses.
 //! * Digital signature (auth method 14, RFC 7427): `ASN.1 length | AlgorithmIdentifier |
-//!   signature` for RSASSA-PSS with SHA-256 (MGF1-SHA-256, 32-byte salt), RSASSA-PKCS1-v1_5
-//!   with SHA-256, ECDSA P-256/SHA-256 and P-384/SHA-384 (DER `Ecdsa-Sig-Value`), and Ed25519
-//!   (RFC 8420: PureEdDSA over the signed octets).
+//!   signature` for RSASSA-PSS with SHA-256/384/512 (MGF1 with the same hash, salt as long
+//!   as the hash), RSASSA-PKCS1-v1_5 with SHA-256/384/512, ECDSA P-256/SHA-256 and
+//!   P-384/SHA-384 (DER `Ecdsa-Sig-Value`), and Ed25519 (RFC 8420: PureEdDSA over the
+//!   signed octets).
 //!
 //! The signature algorithms are RustCrypto `rsa`, `p256`/`p384` (`ecdsa`) and
 //! `ed25519-dalek`. Hand-written IKE glue: the signed-octets concatenation, the key pad, the
@@ -207,6 +208,16 @@ pub enum SignatureScheme {
     RsaPkcs1Sha256,
     /// RSASSA-PSS with SHA-256, MGF1-SHA-256, salt length 32 (RFC 7427 A.4.3).
     RsaPssSha256,
+    /// sha384WithRSAEncryption (RFC 7427 A.1.3): what strongSwan signs with for RSA keys
+    /// above 3072 bits (seed 004's 4096-bit keys) when the peer announces SHA2-384.
+    RsaPkcs1Sha384,
+    /// sha512WithRSAEncryption (RFC 7427 A.1.4).
+    RsaPkcs1Sha512,
+    /// RSASSA-PSS with SHA-384, MGF1-SHA-384, salt length 48 (RFC 8017 A.2.3; the
+    /// parameters encoded like RFC 7427 A.4.3, as strongSwan does).
+    RsaPssSha384,
+    /// RSASSA-PSS with SHA-512, MGF1-SHA-512, salt length 64.
+    RsaPssSha512,
     /// ecdsa-with-SHA256 on P-256 (RFC 7427 A.3.2).
     EcdsaP256Sha256,
     /// ecdsa-with-SHA384 on P-384 (RFC 7427 A.3.3).
@@ -225,6 +236,28 @@ const ALG_RSA_PSS_SHA256: &[u8] = &[
     0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0xa2, 0x03,
     0x02, 0x01, 0x20,
 ];
+const ALG_RSA_PKCS1_SHA384: &[u8] = &[
+    0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0c, 0x05, 0x00,
+];
+const ALG_RSA_PKCS1_SHA512: &[u8] = &[
+    0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0d, 0x05, 0x00,
+];
+// ALG_RSA_PSS_SHA256 with the two hash OIDs 2.16.840.1.101.3.4.2.{2,3} and the salt
+// length 48 / 64 (checked with `openssl asn1parse`).
+const ALG_RSA_PSS_SHA384: &[u8] = &[
+    0x30, 0x41, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0a, 0x30, 0x34, 0xa0,
+    0x0f, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x02, 0x05, 0x00,
+    0xa1, 0x1c, 0x30, 0x1a, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x08, 0x30,
+    0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x02, 0x05, 0x00, 0xa2, 0x03,
+    0x02, 0x01, 0x30,
+];
+const ALG_RSA_PSS_SHA512: &[u8] = &[
+    0x30, 0x41, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0a, 0x30, 0x34, 0xa0,
+    0x0f, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x03, 0x05, 0x00,
+    0xa1, 0x1c, 0x30, 0x1a, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x08, 0x30,
+    0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x03, 0x05, 0x00, 0xa2, 0x03,
+    0x02, 0x01, 0x40,
+];
 const ALG_ECDSA_SHA256: &[u8] = &[
     0x30, 0x0a, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02,
 ];
@@ -235,9 +268,13 @@ const ALG_ED25519: &[u8] = &[0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70];
 
 impl SignatureScheme {
     /// All supported schemes.
-    pub const ALL: [SignatureScheme; 5] = [
+    pub const ALL: [SignatureScheme; 9] = [
         Self::RsaPkcs1Sha256,
         Self::RsaPssSha256,
+        Self::RsaPkcs1Sha384,
+        Self::RsaPkcs1Sha512,
+        Self::RsaPssSha384,
+        Self::RsaPssSha512,
         Self::EcdsaP256Sha256,
         Self::EcdsaP384Sha384,
         Self::Ed25519,
@@ -248,6 +285,10 @@ impl SignatureScheme {
         match self {
             Self::RsaPkcs1Sha256 => ALG_RSA_PKCS1_SHA256,
             Self::RsaPssSha256 => ALG_RSA_PSS_SHA256,
+            Self::RsaPkcs1Sha384 => ALG_RSA_PKCS1_SHA384,
+            Self::RsaPkcs1Sha512 => ALG_RSA_PKCS1_SHA512,
+            Self::RsaPssSha384 => ALG_RSA_PSS_SHA384,
+            Self::RsaPssSha512 => ALG_RSA_PSS_SHA512,
             Self::EcdsaP256Sha256 => ALG_ECDSA_SHA256,
             Self::EcdsaP384Sha384 => ALG_ECDSA_SHA384,
             Self::Ed25519 => ALG_ED25519,
@@ -265,11 +306,55 @@ impl SignatureScheme {
     /// ("Identity", RFC 8420) for Ed25519.
     pub fn hash_algorithm_id(self) -> u16 {
         match self {
-            Self::EcdsaP384Sha384 => 3,
+            Self::RsaPkcs1Sha256 | Self::RsaPssSha256 | Self::EcdsaP256Sha256 => 2,
+            Self::RsaPkcs1Sha384 | Self::RsaPssSha384 | Self::EcdsaP384Sha384 => 3,
+            Self::RsaPkcs1Sha512 | Self::RsaPssSha512 => 4,
             Self::Ed25519 => 5,
-            _ => 2,
         }
     }
+}
+
+/// Hash algorithm numbers of RFC 7427 section 4 (IANA "IKEv2 Hash Algorithms") that the
+/// schemes here verify with: SHA2-256 (2), SHA2-384 (3), SHA2-512 (4) and Identity (5,
+/// RFC 8420, for Ed25519). This is what a SIGNATURE_HASH_ALGORITHMS notification of ours
+/// announces.
+pub const SUPPORTED_HASH_ALGORITHMS: [u16; 4] = [2, 3, 4, 5];
+
+/// Which RSA signature scheme to use under auth method 14.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum RsaPadding {
+    /// RSASSA-PSS (RFC 8017 section 8.1), the recommended one (RFC 8247 section 3.2).
+    #[default]
+    Pss,
+    /// RSASSA-PKCS1-v1_5 (RFC 8017 section 8.2).
+    Pkcs1v15,
+}
+
+/// The RFC 7427 scheme a key signs with, given the hash algorithms the peer announced
+/// (RFC 7427 section 4: only a hash the peer named may be used). `None` when the peer named
+/// none that fits the key.
+pub fn choose_scheme(
+    key: &SigningKey,
+    rsa: RsaPadding,
+    peer_hashes: &[u16],
+) -> Option<SignatureScheme> {
+    use SignatureScheme as S;
+    // In order of preference: SHA2-256 first for RSA (RFC 8247 section 3.2 MUST).
+    let candidates: &[SignatureScheme] = match (key, rsa) {
+        (SigningKey::Rsa(_), RsaPadding::Pss) => {
+            &[S::RsaPssSha256, S::RsaPssSha384, S::RsaPssSha512]
+        }
+        (SigningKey::Rsa(_), RsaPadding::Pkcs1v15) => {
+            &[S::RsaPkcs1Sha256, S::RsaPkcs1Sha384, S::RsaPkcs1Sha512]
+        }
+        (SigningKey::EcdsaP256(_), _) => &[S::EcdsaP256Sha256],
+        (SigningKey::EcdsaP384(_), _) => &[S::EcdsaP384Sha384],
+        (SigningKey::Ed25519(_), _) => &[S::Ed25519],
+    };
+    candidates
+        .iter()
+        .copied()
+        .find(|s| peer_hashes.contains(&s.hash_algorithm_id()))
 }
 
 /// A private key for RFC 7427 signatures.
@@ -326,7 +411,12 @@ fn key_accepts(key_is: &VerifyingKey, scheme: SignatureScheme) -> bool {
         (key_is, scheme),
         (
             VerifyingKey::Rsa(_),
-            SignatureScheme::RsaPkcs1Sha256 | SignatureScheme::RsaPssSha256
+            SignatureScheme::RsaPkcs1Sha256
+                | SignatureScheme::RsaPssSha256
+                | SignatureScheme::RsaPkcs1Sha384
+                | SignatureScheme::RsaPkcs1Sha512
+                | SignatureScheme::RsaPssSha384
+                | SignatureScheme::RsaPssSha512
         ) | (VerifyingKey::EcdsaP256(_), SignatureScheme::EcdsaP256Sha256)
             | (VerifyingKey::EcdsaP384(_), SignatureScheme::EcdsaP384Sha384)
             | (VerifyingKey::Ed25519(_), SignatureScheme::Ed25519)
@@ -345,19 +435,28 @@ pub fn digital_signature_auth(
     if !key_accepts(&key.verifying_key(), scheme) {
         return Err(AuthError::KeyMismatch(scheme));
     }
+    // PSS salt length = hash length (rsa's default), as the AlgorithmIdentifiers say.
+    macro_rules! rsa_sign {
+        ($k:expr, $scheme:ident, $hash:ty) => {
+            rsa::$scheme::SigningKey::<$hash>::new($k.as_ref().clone())
+                .try_sign_with_rng(rng, signed_octets)
+                .map_err(|_| AuthError::SigningFailed)?
+                .to_vec()
+        };
+    }
     let sig: Vec<u8> = match (key, scheme) {
         (SigningKey::Rsa(k), SignatureScheme::RsaPkcs1Sha256) => {
-            rsa::pkcs1v15::SigningKey::<sha2::Sha256>::new(k.as_ref().clone())
-                .try_sign_with_rng(rng, signed_octets)
-                .map_err(|_| AuthError::SigningFailed)?
-                .to_vec()
+            rsa_sign!(k, pkcs1v15, sha2::Sha256)
         }
-        (SigningKey::Rsa(k), SignatureScheme::RsaPssSha256) => {
-            rsa::pss::SigningKey::<sha2::Sha256>::new(k.as_ref().clone())
-                .try_sign_with_rng(rng, signed_octets)
-                .map_err(|_| AuthError::SigningFailed)?
-                .to_vec()
+        (SigningKey::Rsa(k), SignatureScheme::RsaPkcs1Sha384) => {
+            rsa_sign!(k, pkcs1v15, sha2::Sha384)
         }
+        (SigningKey::Rsa(k), SignatureScheme::RsaPkcs1Sha512) => {
+            rsa_sign!(k, pkcs1v15, sha2::Sha512)
+        }
+        (SigningKey::Rsa(k), SignatureScheme::RsaPssSha256) => rsa_sign!(k, pss, sha2::Sha256),
+        (SigningKey::Rsa(k), SignatureScheme::RsaPssSha384) => rsa_sign!(k, pss, sha2::Sha384),
+        (SigningKey::Rsa(k), SignatureScheme::RsaPssSha512) => rsa_sign!(k, pss, sha2::Sha512),
         (SigningKey::EcdsaP256(k), _) => {
             let s: p256::ecdsa::Signature = k
                 .try_sign(signed_octets)
@@ -408,19 +507,30 @@ pub fn verify_digital_signature_auth(
         return Err(AuthError::KeyMismatch(scheme));
     }
     let fail = |_| AuthError::VerificationFailed;
-    match (key, scheme) {
-        (VerifyingKey::Rsa(k), SignatureScheme::RsaPkcs1Sha256) => {
+    macro_rules! pkcs1 {
+        ($k:expr, $hash:ty) => {{
             let s = rsa::pkcs1v15::Signature::try_from(sig).map_err(fail)?;
-            rsa::pkcs1v15::VerifyingKey::<sha2::Sha256>::new(k.as_ref().clone())
+            rsa::pkcs1v15::VerifyingKey::<$hash>::new($k.as_ref().clone())
                 .verify(signed_octets, &s)
                 .map_err(fail)?;
-        }
-        (VerifyingKey::Rsa(k), SignatureScheme::RsaPssSha256) => {
+        }};
+    }
+    // The salt length is fixed by the AlgorithmIdentifier (hash length).
+    macro_rules! pss {
+        ($k:expr, $hash:ty, $salt:expr) => {{
             let s = rsa::pss::Signature::try_from(sig).map_err(fail)?;
-            rsa::pss::VerifyingKey::<sha2::Sha256>::new_with_salt_len(k.as_ref().clone(), 32)
+            rsa::pss::VerifyingKey::<$hash>::new_with_salt_len($k.as_ref().clone(), $salt)
                 .verify(signed_octets, &s)
                 .map_err(fail)?;
-        }
+        }};
+    }
+    match (key, scheme) {
+        (VerifyingKey::Rsa(k), SignatureScheme::RsaPkcs1Sha256) => pkcs1!(k, sha2::Sha256),
+        (VerifyingKey::Rsa(k), SignatureScheme::RsaPkcs1Sha384) => pkcs1!(k, sha2::Sha384),
+        (VerifyingKey::Rsa(k), SignatureScheme::RsaPkcs1Sha512) => pkcs1!(k, sha2::Sha512),
+        (VerifyingKey::Rsa(k), SignatureScheme::RsaPssSha256) => pss!(k, sha2::Sha256, 32),
+        (VerifyingKey::Rsa(k), SignatureScheme::RsaPssSha384) => pss!(k, sha2::Sha384, 48),
+        (VerifyingKey::Rsa(k), SignatureScheme::RsaPssSha512) => pss!(k, sha2::Sha512, 64),
         (VerifyingKey::EcdsaP256(k), _) => {
             let s = p256::ecdsa::Signature::from_der(sig).map_err(fail)?;
             k.verify(signed_octets, &s).map_err(fail)?;

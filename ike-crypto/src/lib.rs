@@ -17,6 +17,7 @@
 //! | [`dh`] | 2409, 3526, 5114, 5903, 8031 | [`dh::DhGroup`] 2, 5, 14-24, 31; key pairs, validated shared secrets |
 //! | [`ike_cipher`] | 7296 3.14; 4868; 5282 | [`ike_cipher::SkCipher`]: SK payload encrypt / verify+decrypt |
 //! | [`auth`] | 7296 2.15; 7427; 8420 | signed octets, PSK MIC, RSA (method 1), RFC 7427 signatures |
+//! | [`keyfile`] | 5208, 8017, 5915, 5280, 3110 | PEM private keys (PKCS#8, PKCS#1, SEC1), public keys (SPKI, PKCS#1, `rsasigkey`) |
 //!
 //! # Example: the IKE_SA_INIT keying of one side
 //!
@@ -59,6 +60,7 @@ pub mod auth;
 pub mod dh;
 mod dh_params;
 pub mod ike_cipher;
+pub mod keyfile;
 pub mod keys;
 pub mod prf;
 pub mod secret;

@@ -11,9 +11,11 @@
 
 use core::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use vpn_ike_crypto::PrfAlgorithm;
+use vpn_ike_crypto::auth::{RsaPadding, SigningKey, VerifyingKey};
 use vpn_ike_crypto::dh::DhGroup;
 use vpn_ike_crypto::ike_cipher::{EncrAlgorithm, IntegAlgorithm};
 use zeroize::{Zeroize, ZeroizeOnDrop};
@@ -46,6 +48,78 @@ impl Psk {
 impl fmt::Debug for Psk {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Psk([REDACTED])")
+    }
+}
+
+/// How our AUTH payload is computed when we authenticate with a private key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SignatureMode {
+    /// Auth method 1, RSASSA-PKCS1-v1_5 with SHA-1 (RFC 7296 section 3.8), always: what
+    /// strongSwan's `authby=rsasig` with raw `leftrsasigkey` keys does with peers that do not
+    /// announce RFC 7427. RSA keys only.
+    RsaSha1,
+    /// Auth method 14 (RFC 7427) with a hash the peer announced in SIGNATURE_HASH_ALGORITHMS
+    /// (RSA keys with `rsa` padding, ECDSA, Ed25519). An RSA key falls back to method 1 when
+    /// the peer announced no usable hash; other keys cannot, and the SA fails.
+    DigitalSignature {
+        /// The RSA scheme (ignored for other keys).
+        rsa: RsaPadding,
+    },
+}
+
+/// Authentication with a private key of ours and the peer's raw public key (RFC 7296 section
+/// 2.15 with auth methods 1 and 14; no certificates). The private key is zeroized on drop
+/// (by its RustCrypto type) and never printed.
+#[derive(Clone)]
+pub struct KeyAuth {
+    /// The key we sign our AUTH payload with.
+    pub local_key: Arc<SigningKey>,
+    /// The key the peer's AUTH payload must verify with.
+    pub peer_key: VerifyingKey,
+    /// How we sign.
+    pub mode: SignatureMode,
+}
+
+impl fmt::Debug for KeyAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyAuth")
+            .field(
+                "local_key",
+                &format_args!("{}([REDACTED])", self.local_key.kind()),
+            )
+            .field("peer_key", &self.peer_key.kind())
+            .field("mode", &self.mode)
+            .finish()
+    }
+}
+
+/// How both sides authenticate (RFC 7296 section 2.15).
+#[derive(Debug, Clone)]
+pub enum Auth {
+    /// Both sides prove knowledge of the same pre-shared key (auth method 2).
+    Psk(Psk),
+    /// We sign with our private key; the peer must sign with the private half of its
+    /// configured public key.
+    PublicKey(Box<KeyAuth>),
+}
+
+impl Auth {
+    /// The pre-shared key, if this is PSK authentication.
+    #[must_use]
+    pub fn psk(&self) -> Option<&Psk> {
+        match self {
+            Self::Psk(p) => Some(p),
+            Self::PublicKey(_) => None,
+        }
+    }
+
+    /// The key configuration, if this is public-key authentication.
+    #[must_use]
+    pub fn key(&self) -> Option<&KeyAuth> {
+        match self {
+            Self::Psk(_) => None,
+            Self::PublicKey(k) => Some(k),
+        }
     }
 }
 
@@ -240,10 +314,11 @@ pub struct PeerConfig {
     pub nat_t_port: u16,
     /// Our identity.
     pub local_id: Identity,
-    /// The identity the peer must present (None accepts any, authenticated by the PSK).
+    /// The identity the peer must present (None accepts any, authenticated by the PSK or
+    /// the peer's key).
     pub remote_id: Option<Identity>,
-    /// The pre-shared key.
-    pub psk: Psk,
+    /// How both sides authenticate.
+    pub auth: Auth,
     /// IKE SA proposals, in preference order.
     pub ike_proposals: Vec<IkeProposal>,
     /// ESP proposals, in preference order.
@@ -264,7 +339,15 @@ pub struct PeerConfig {
     pub replay_window: u32,
     /// Send INITIAL_CONTACT in IKE_AUTH (RFC 7296 section 2.4).
     pub initial_contact: bool,
+    /// Interval of NAT-keepalive packets (RFC 3948 section 2.3: one 0xFF octet on the NAT-T
+    /// port) while NAT detection finds us behind a NAT, so the NAT keeps its mapping; None
+    /// disables them.
+    pub nat_keepalive: Option<Duration>,
 }
+
+/// The NAT-keepalive interval strongSwan and most implementations use (RFC 3948 section 4
+/// suggests 20 seconds).
+pub const NAT_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(20);
 
 /// A configuration the engine refuses.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -279,6 +362,9 @@ pub enum ConfigError {
     /// A traffic selector whose start and end differ in family or are out of order.
     #[error("invalid traffic selector")]
     InvalidSelector,
+    /// A key that cannot be used as configured (RSA-only mode with a non-RSA key).
+    #[error("{0}")]
+    Key(&'static str),
     /// A duration or factor out of its sane range (lifetimes up to a year, timers up to a
     /// day, margin below the CHILD lifetime, fuzz 0..=1, back-off base 1..=10).
     #[error("{0} out of range")]
@@ -314,7 +400,7 @@ impl PeerConfig {
             nat_t_port: NAT_T_PORT,
             local_id: Identity::Address(local_addr.ip()),
             remote_id: None,
-            psk,
+            auth: Auth::Psk(psk),
             ike_proposals: vec![IkeProposal {
                 encr: vec![EncrAlgorithm::AesGcm16_256],
                 integ: vec![],
@@ -339,11 +425,25 @@ impl PeerConfig {
             force_encap: false,
             replay_window: 1024,
             initial_contact: true,
+            nat_keepalive: Some(NAT_KEEPALIVE_INTERVAL),
         }
     }
 
     /// Checks the configuration.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Auth::Psk(p) = &self.auth
+            && p.as_bytes().is_empty()
+        {
+            return Err(ConfigError::Empty("psk"));
+        }
+        if let Auth::PublicKey(k) = &self.auth
+            && k.mode == SignatureMode::RsaSha1
+            && !matches!(*k.local_key, SigningKey::Rsa(_))
+        {
+            return Err(ConfigError::Key(
+                "auth method 1 (RSA signature) needs an RSA private key",
+            ));
+        }
         if self.ike_proposals.is_empty() {
             return Err(ConfigError::Empty("ike_proposals"));
         }
@@ -386,6 +486,10 @@ impl PeerConfig {
                 self.dpd
                     .is_none_or(|d| d.delay <= DAY && d.timeout <= DAY && !d.delay.is_zero()),
                 "dpd",
+            ),
+            (
+                self.nat_keepalive.is_none_or(|k| k <= DAY && !k.is_zero()),
+                "nat_keepalive",
             ),
         ];
         if let Some((_, what)) = checks.iter().find(|(ok, _)| !ok) {
@@ -432,6 +536,6 @@ mod tests {
         let mut c = base;
         c.retransmit.base = f64::NAN;
         assert!(c.validate().is_err());
-        assert_eq!(format!("{:?}", c.psk), "Psk([REDACTED])");
+        assert_eq!(format!("{:?}", c.auth), "Psk(Psk([REDACTED]))");
     }
 }

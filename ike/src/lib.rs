@@ -23,15 +23,18 @@
 //! | [`events`] | | what the owner is told |
 //! | [`stats`] | | counters, drops by reason |
 //!
-//! Implemented: IKE_SA_INIT and IKE_AUTH with PSK (both roles) creating the first CHILD_SA,
+//! Implemented: IKE_SA_INIT and IKE_AUTH with PSK or raw public keys (RSA method 1, RFC 7427
+//! RSA-PSS / PKCS#1, ECDSA and Ed25519 with SIGNATURE_HASH_ALGORITHMS; both roles) creating
+//! the first CHILD_SA,
 //! INVALID_KE_PAYLOAD retry, COOKIE echo (initiator side), NO_PROPOSAL_CHOSEN,
 //! AUTHENTICATION_FAILED, TS narrowing and TS_UNACCEPTABLE, NAT detection with the move to
-//! port 4500 and the non-ESP marker, retransmission and the response cache, DPD with its
+//! port 4500 and the non-ESP marker, NAT keepalives (RFC 3948 2.3), UNSUPPORTED_CRITICAL_PAYLOAD
+//! answers (RFC 7296 2.5), retransmission and the response cache, DPD with its
 //! actions, DELETE of CHILD and IKE SAs, CREATE_CHILD_SA for new and rekeyed CHILD_SAs (with
 //! or without PFS, make-before-break, both sides, at the fuzzed soft lifetime or on demand),
 //! deletion at the hard lifetime. Not yet: IKE SA rekeying (answered with NO_ADDITIONAL_SAS),
-//! simultaneous-rekey collisions (RFC 7296 2.8.1), certificates/signatures, RFC 7383
-//! fragmentation, the responder's COOKIE challenge, NAT keepalives, MOBIKE.
+//! simultaneous-rekey collisions (RFC 7296 2.8.1), certificates, RFC 7383
+//! fragmentation, the responder's COOKIE challenge, MOBIKE.
 //!
 //! Tests: `tests/engine/` wires an initiator and a responder back to back with a fake clock;
 //! `tests/strongswan_interop.rs` runs the engine over UDP in the namespace lab against
@@ -45,6 +48,7 @@ pub mod config;
 mod endpoint;
 pub mod events;
 mod exchange;
+pub mod info;
 mod listener;
 pub mod nat;
 pub mod proposal;
@@ -56,7 +60,7 @@ pub mod ts;
 
 use std::net::SocketAddr;
 
-pub use config::{PeerConfig, Psk};
+pub use config::{Auth, KeyAuth, PeerConfig, Psk, SignatureMode};
 pub use endpoint::IkeSa;
 pub use events::{ChildSaInstalled, CloseReason, Event};
 pub use listener::{Listener, ListenerEvent};
@@ -90,6 +94,14 @@ impl Transmit {
         out.extend_from_slice(&self.bytes);
         out
     }
+}
+
+/// The NAT-keepalive packet (RFC 3948 section 2.3): one 0xFF octet on the NAT-T port.
+pub const NAT_KEEPALIVE: [u8; 1] = [0xff];
+
+/// Whether a datagram received on `to` is a NAT-keepalive (to be ignored, not dropped).
+pub(crate) fn is_nat_keepalive(to: SocketAddr, bytes: &[u8], nat_t_port: u16) -> bool {
+    to.port() == nat_t_port && bytes == NAT_KEEPALIVE
 }
 
 /// Takes a received UDP payload apart: on the NAT-T port it must start with the non-ESP

@@ -16,13 +16,13 @@ use std::time::Instant;
 use rand_core::CryptoRng;
 use tracing::debug;
 
-use crate::codec::{ExchangeType, Header, Message, Spi};
+use crate::codec::{DecodeError, ExchangeType, Header, Message, Spi};
 use crate::config::{ConfigError, NAT_T_PORT, PeerConfig};
 use crate::events::Event;
-use crate::exchange::init::{InitOutcome, respond_init};
+use crate::exchange::init::{InitOutcome, critical_reply, respond_init};
 use crate::sa::{SaCore, SaState};
 use crate::stats::{DropReason, Stats};
-use crate::{Transmit, strip_marker};
+use crate::{Transmit, is_nat_keepalive, strip_marker};
 
 /// An event of one of the listener's IKE SAs.
 #[derive(Debug)]
@@ -105,6 +105,10 @@ impl<R: CryptoRng> Listener<R> {
     }
 
     fn route(&mut self, now: Instant, from: SocketAddr, to: SocketAddr, bytes: &[u8]) {
+        if is_nat_keepalive(to, bytes, self.nat_t_port) {
+            self.stats.nat_keepalives_received += 1;
+            return;
+        }
         let (msg_bytes, via_nat_t) = match strip_marker(to, bytes, self.nat_t_port) {
             Ok(x) => x,
             Err(r) => return self.drop_msg(r, "marker"),
@@ -147,6 +151,26 @@ impl<R: CryptoRng> Listener<R> {
     ) {
         let msg = match Message::decode(bytes) {
             Ok(m) => m,
+            Err(DecodeError::UnsupportedCriticalPayload { payload_type, .. }) => {
+                // RFC 7296 section 2.5: reject, naming the payload type.
+                self.stats.unsupported_critical_payloads += 1;
+                match Header::peek(bytes) {
+                    Ok(h) if h.message_id.0 == 0 => {
+                        debug!(%from, payload_type, "IKE_SA_INIT with an unsupported critical payload");
+                        self.init_rejected += 1;
+                        self.stats.sent += 1;
+                        self.transmits.push_back(critical_reply(
+                            &h,
+                            from,
+                            to,
+                            via_nat_t,
+                            payload_type,
+                        ));
+                    }
+                    _ => self.drop_msg(DropReason::Malformed, "unsupported critical payload"),
+                }
+                return;
+            }
             Err(e) => return self.drop_msg(DropReason::Malformed, e.kind()),
         };
         if msg.message_id.0 != 0 {
@@ -292,6 +316,11 @@ impl<R: CryptoRng> Listener<R> {
     /// The state of the SA with local SPI `spi`.
     pub fn sa_state(&self, spi: Spi) -> Option<SaState> {
         self.sas.get(&spi).map(SaCore::summary)
+    }
+
+    /// Snapshots of all IKE SAs and their CHILD_SAs, for status displays.
+    pub fn sa_info(&self) -> Vec<crate::info::IkeSaInfo> {
+        self.sas.values().map(SaCore::info).collect()
     }
 
     /// Local SPIs of all SAs.

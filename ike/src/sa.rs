@@ -20,7 +20,7 @@ use vpn_ike_crypto::dh::DhPrivateKey;
 use vpn_ike_crypto::ike_cipher::SkCipher;
 use vpn_ike_crypto::keys::IkeSaKeys;
 
-use crate::codec::{ExchangeType, Flags, Message, Payload, Spi};
+use crate::codec::{ExchangeType, Flags, Message, Notify, NotifyType, Payload, Spi};
 use crate::config::{DpdAction, PeerConfig};
 use crate::events::{CloseReason, Event};
 use crate::proposal::{EspChosen, IkeChosen};
@@ -65,12 +65,16 @@ pub(crate) struct AuthSent {
     pub keyed: Keyed,
     pub init: InitMessages,
     pub child_spi_in: u32,
+    /// The responder's SIGNATURE_HASH_ALGORITHMS (RFC 7427 section 4).
+    pub peer_hashes: Vec<u16>,
 }
 
 /// Responder, IKE_SA_INIT answered, waiting for IKE_AUTH.
 pub(crate) struct InitReplied {
     pub keyed: Keyed,
     pub init: InitMessages,
+    /// The initiator's SIGNATURE_HASH_ALGORITHMS (RFC 7427 section 4).
+    pub peer_hashes: Vec<u16>,
 }
 
 /// The state of an IKE SA.
@@ -158,7 +162,6 @@ pub(crate) enum Op {
 pub(crate) struct ChildSa {
     pub spi_in: u32,
     pub spi_out: u32,
-    #[allow(dead_code)]
     pub chosen: EspChosen,
     pub local_ts: Vec<TrafficSelector>,
     pub remote_ts: Vec<TrafficSelector>,
@@ -180,6 +183,10 @@ pub(crate) struct SaCore {
     /// Sending on the NAT-T port with the non-ESP marker.
     pub encap: bool,
     pub nat_detected: bool,
+    /// NAT detection found a NAT in front of us (RFC 7296 2.23): we send NAT-keepalives.
+    pub behind_nat: bool,
+    /// When the next NAT-keepalive is due (RFC 3948 section 2.3).
+    pub keepalive_at: Option<Instant>,
     pub state: State,
     /// ID of our next request.
     pub next_request_id: u32,
@@ -214,6 +221,8 @@ impl SaCore {
             spi_r: Spi::ZERO,
             encap: false,
             nat_detected: false,
+            behind_nat: false,
+            keepalive_at: None,
             state: State::Idle,
             next_request_id: 0,
             peer_request_id: 0,
@@ -451,7 +460,7 @@ impl SaCore {
             self.init_response(now, from, to, bytes, msg, rng);
             return;
         }
-        let opened = match self.open(bytes, msg) {
+        let opened = match self.open(bytes, msg, rng) {
             Some(o) => o,
             None => return,
         };
@@ -499,21 +508,21 @@ impl SaCore {
         }
         match (&self.state, msg.exchange_type) {
             (State::InitReplied(_), ExchangeType::IkeAuth) => {
-                let Some(opened) = self.open(bytes, msg) else {
+                let Some(opened) = self.open(bytes, msg, rng) else {
                     return;
                 };
                 self.authenticated_from(now, from, to, via_nat_t);
                 self.auth_request(now, bytes, opened, rng);
             }
             (State::Established(_), ExchangeType::Informational) => {
-                let Some(opened) = self.open(bytes, msg) else {
+                let Some(opened) = self.open(bytes, msg, rng) else {
                     return;
                 };
                 self.authenticated_from(now, from, to, via_nat_t);
                 self.informational_request(bytes, &opened.payloads, rng);
             }
             (State::Established(_), ExchangeType::CreateChildSa) => {
-                let Some(opened) = self.open(bytes, msg) else {
+                let Some(opened) = self.open(bytes, msg, rng) else {
                     return;
                 };
                 self.authenticated_from(now, from, to, via_nat_t);
@@ -523,8 +532,10 @@ impl SaCore {
         }
     }
 
-    /// Verifies and decrypts; counts and returns None on failure.
-    fn open(&mut self, bytes: &[u8], msg: &Message) -> Option<sk::Opened> {
+    /// Verifies and decrypts; counts and returns None on failure. A request that passes the
+    /// integrity check but holds an unknown critical payload is answered with
+    /// UNSUPPORTED_CRITICAL_PAYLOAD (RFC 7296 section 2.5) and otherwise ignored.
+    fn open(&mut self, bytes: &[u8], msg: &Message, rng: &mut dyn CryptoRng) -> Option<sk::Opened> {
         let Some(keyed) = self.state.keyed() else {
             self.drop_msg(DropReason::WrongState, "no keys");
             return None;
@@ -541,6 +552,18 @@ impl SaCore {
             }
             Err(sk::OpenError::Malformed) => {
                 self.drop_msg(DropReason::Malformed, "inner payloads");
+                None
+            }
+            Err(sk::OpenError::UnsupportedCritical(payload_type)) => {
+                self.stats.unsupported_critical_payloads += 1;
+                if msg.flags.response() {
+                    self.drop_msg(DropReason::Malformed, "unsupported critical payload");
+                    return None;
+                }
+                info!(spi_i = %self.spi_i, payload_type, exchange = msg.exchange_type.value(),
+                    "request with an unsupported critical payload refused");
+                let n = Notify::new(NotifyType::UnsupportedCriticalPayload, vec![payload_type]);
+                self.send_response(msg.exchange_type, bytes, &[Payload::Notify(n)], rng);
                 None
             }
         }
@@ -587,7 +610,36 @@ impl SaCore {
                 }
             }
         }
+        self.nat_keepalive(now);
         self.drive(now, rng);
+    }
+
+    /// Starts NAT-keepalives once established, if we are behind a NAT and on the NAT-T port.
+    pub fn start_keepalives(&mut self, now: Instant) {
+        self.keepalive_at = match self.config.nat_keepalive {
+            Some(interval) if self.behind_nat && self.encap => Some(now + interval),
+            _ => None,
+        };
+    }
+
+    /// Sends a NAT-keepalive when one is due (RFC 3948 section 2.3): a single 0xFF octet,
+    /// without the non-ESP marker, from our NAT-T port to the peer's.
+    fn nat_keepalive(&mut self, now: Instant) {
+        let (Some(at), Some(interval)) = (self.keepalive_at, self.config.nat_keepalive) else {
+            return;
+        };
+        if now < at || !matches!(self.state, State::Established(_)) || !self.encap {
+            return;
+        }
+        self.stats.sent += 1;
+        self.stats.nat_keepalives_sent += 1;
+        self.transmits.push_back(Transmit {
+            from: self.local,
+            to: self.remote,
+            bytes: crate::NAT_KEEPALIVE.to_vec(),
+            non_esp_marker: false,
+        });
+        self.keepalive_at = Some(now + interval);
     }
 
     fn give_up(&mut self, now: Instant, kind: PendingKind) {
@@ -653,7 +705,10 @@ impl SaCore {
             return None;
         }
         if let Some(p) = &self.pending {
-            return Some(p.retransmit.deadline());
+            return Some(p.retransmit.deadline())
+                .into_iter()
+                .chain(self.keepalive_at)
+                .min();
         }
         if matches!(self.state, State::InitReplied(_)) {
             return Some(self.created + HALF_OPEN_TIMEOUT);
@@ -666,7 +721,10 @@ impl SaCore {
             .children
             .iter()
             .map(|c| if c.rekeying { c.expire_at } else { c.rekey_at });
-        dpd.into_iter().chain(children).min()
+        dpd.into_iter()
+            .chain(self.keepalive_at)
+            .chain(children)
+            .min()
     }
 
     /// Asks for the IKE SA to be deleted.

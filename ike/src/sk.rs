@@ -48,6 +48,17 @@ pub fn seal(
     let inner_next = inner
         .first()
         .map_or(PayloadType::NoNextPayload, Payload::payload_type);
+    seal_chain(h, inner_next, &plaintext, cipher, rng)
+}
+
+/// Encodes a message around an already encoded inner chain starting with `inner_next`.
+pub(crate) fn seal_chain(
+    h: OutHeader,
+    inner_next: PayloadType,
+    plaintext: &[u8],
+    cipher: &SkCipher,
+    rng: &mut dyn CryptoRng,
+) -> Result<Vec<u8>, SealError> {
     let body_len = cipher.encrypted_len(plaintext.len());
     let skeleton = Message {
         initiator_spi: h.spi_i,
@@ -62,7 +73,7 @@ pub fn seal(
     };
     let mut bytes = skeleton.encode()?;
     let aad_len = bytes.len() - body_len;
-    let body = cipher.encrypt(&bytes[..aad_len], &plaintext, rng)?;
+    let body = cipher.encrypt(&bytes[..aad_len], plaintext, rng)?;
     bytes.truncate(aad_len);
     bytes.extend_from_slice(&body);
     Ok(bytes)
@@ -77,6 +88,9 @@ pub enum OpenError {
     Integrity,
     /// The decrypted chain does not decode.
     Malformed,
+    /// The decrypted chain holds a payload of this unknown type with the critical bit set
+    /// (RFC 7296 section 2.5).
+    UnsupportedCritical(u8),
 }
 
 /// The decrypted content of a received message.
@@ -101,8 +115,12 @@ pub fn open(bytes: &[u8], msg: &Message, cipher: &SkCipher) -> Result<Opened, Op
     let plaintext = cipher
         .decrypt(&bytes[..aad_len], &bytes[aad_len..])
         .map_err(|_| OpenError::Integrity)?;
-    let payloads =
-        codec::decode_payload_chain(sk.inner_next, &plaintext).map_err(|_| OpenError::Malformed)?;
+    let payloads = codec::decode_payload_chain(sk.inner_next, &plaintext).map_err(|e| match e {
+        codec::DecodeError::UnsupportedCriticalPayload { payload_type, .. } => {
+            OpenError::UnsupportedCritical(payload_type)
+        }
+        _ => OpenError::Malformed,
+    })?;
     Ok(Opened {
         payloads,
         plaintext,

@@ -102,6 +102,15 @@ pub struct Stats {
     pub retransmissions: u64,
     /// Retransmitted requests answered from the cached response.
     pub duplicate_requests_answered: u64,
+    /// IKE_AUTH exchanges whose peer AUTH payload or identity did not check out (the SA was
+    /// closed, RFC 7296 section 2.21.2).
+    pub authentication_failures: u64,
+    /// NAT-keepalive packets sent (RFC 3948 section 2.3).
+    pub nat_keepalives_sent: u64,
+    /// NAT-keepalive packets received (ignored, not counted as drops).
+    pub nat_keepalives_received: u64,
+    /// Requests refused with UNSUPPORTED_CRITICAL_PAYLOAD (RFC 7296 section 2.5).
+    pub unsupported_critical_payloads: u64,
 }
 
 impl Stats {
@@ -130,5 +139,9 @@ impl Stats {
         self.sent += other.sent;
         self.retransmissions += other.retransmissions;
         self.duplicate_requests_answered += other.duplicate_requests_answered;
+        self.authentication_failures += other.authentication_failures;
+        self.nat_keepalives_sent += other.nat_keepalives_sent;
+        self.nat_keepalives_received += other.nat_keepalives_received;
+        self.unsupported_critical_payloads += other.unsupported_critical_payloads;
     }
 }

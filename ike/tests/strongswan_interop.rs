@@ -159,7 +159,10 @@ fn our_initiator_against_charon_aes_cbc_sha256_modp1024() -> anyhow::Result<()> 
 /// router-a behind the lab's 1:1 NAT (like an EC2 Elastic IP): a real NAT, detected by both.
 #[test]
 fn our_initiator_behind_nat_against_charon() -> anyhow::Result<()> {
-    let lab = Lab::up(LabSpec { nat: true })?;
+    let lab = Lab::up(LabSpec {
+        nat: true,
+        ..LabSpec::default()
+    })?;
     let psk = vpn_lab::strongswan::Psk::random()?;
     let (_, conn_b) = Connection::lab_pair(&psk);
     let b = Charon::start(&lab, Node::RouterB)?;

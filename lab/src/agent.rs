@@ -258,6 +258,9 @@ pub struct StatusSnapshot {
     pub sysctl_drift: Vec<SysctlDrift>,
     #[serde(default)]
     pub nat: NatSnapshot,
+    /// IKE SAs, when the agent negotiates tunnels.
+    #[serde(default)]
+    pub ike: Option<IkeSnapshot>,
 }
 
 /// The NAT's counters in `vpn-agent status --json`.
@@ -277,6 +280,30 @@ impl NatSnapshot {
     pub fn event(&self, event: &str) -> u64 {
         self.events.get(event).copied().unwrap_or(0)
     }
+}
+
+/// The IKE SAs in `vpn-agent status --json`.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct IkeSnapshot {
+    pub ike_sas: Vec<IkeSaSnapshot>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct IkeSaSnapshot {
+    pub tunnel: String,
+    /// CONNECTING, ESTABLISHED, DELETING.
+    pub state: String,
+    pub initiator: bool,
+    pub child_sas: Vec<ChildSaSnapshot>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct ChildSaSnapshot {
+    pub spi_in: u32,
+    pub spi_out: u32,
+    pub udp_encap: bool,
+    pub local_ts: Vec<String>,
+    pub remote_ts: Vec<String>,
 }
 
 /// A managed sysctl whose value changed behind the agent's back.

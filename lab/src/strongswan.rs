@@ -54,10 +54,10 @@ use crate::{Lab, Node, addr, netns};
 
 /// The charon daemon Debian installs.
 pub const CHARON_BIN: &str = "/usr/lib/ipsec/charon";
-/// The plugins every instance loads (`load_modular = no`): enough for PSK and certificate
-/// authentication, the usual algorithms, userspace ESP (kernel-libipsec) and VICI.
+/// The plugins every instance loads (`load_modular = no`): enough for PSK, raw public key
+/// (PKCS#8 private keys) and certificate authentication, the usual algorithms, userspace ESP (kernel-libipsec) and VICI.
 pub const PLUGINS: &str = "random nonce openssl aes sha1 sha2 hmac gcm gmp curve25519 kdf pem \
-                           pkcs1 pubkey x509 kernel-libipsec kernel-netlink socket-default vici";
+                           pkcs1 pkcs8 pubkey x509 kernel-libipsec kernel-netlink socket-default vici";
 /// The default IKE proposal: AES-256-GCM-16, PRF HMAC-SHA2-256, DH group 14.
 pub const DEFAULT_IKE_PROPOSAL: &str = "aes256gcm16-prfsha256-modp2048";
 /// The default ESP proposal: AES-256-GCM-16 (no PFS for the CHILD_SA of IKE_AUTH anyway).
@@ -97,6 +97,83 @@ impl std::fmt::Debug for Psk {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Psk({} bytes)", self.0.len())
     }
+}
+
+/// The algorithm of a key made by [`KeyFiles::generate`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyAlgorithm {
+    /// RSA with this many bits.
+    Rsa(u32),
+    /// ECDSA on NIST P-256.
+    EcdsaP256,
+    /// Ed25519.
+    Ed25519,
+}
+
+/// A key pair in PEM files: the private key (PKCS#8, mode 0600) and the public key (SPKI).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyFiles {
+    pub private_key: PathBuf,
+    pub public_key: PathBuf,
+}
+
+impl KeyFiles {
+    /// Generates `DIR/NAME.key` and `DIR/NAME.pub` with `openssl genpkey` / `openssl pkey`.
+    pub fn generate(dir: &Path, name: &str, algorithm: KeyAlgorithm) -> anyhow::Result<KeyFiles> {
+        let private_key = dir.join(format!("{name}.key"));
+        let public_key = dir.join(format!("{name}.pub"));
+        // Created empty with mode 0600 first, so the key is never readable by others.
+        fs::OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .mode(0o600)
+            .open(&private_key)?;
+        let bits;
+        let options: &[&str] = match algorithm {
+            KeyAlgorithm::Rsa(n) => {
+                bits = format!("rsa_keygen_bits:{n}");
+                &["-algorithm", "RSA", "-pkeyopt", &bits]
+            }
+            KeyAlgorithm::EcdsaP256 => &["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"],
+            KeyAlgorithm::Ed25519 => &["-algorithm", "ED25519"],
+        };
+        let run = |args: &[&str]| -> anyhow::Result<()> {
+            let out = Command::new("openssl")
+                .args(args)
+                .output()
+                .context("running openssl")?;
+            if !out.status.success() {
+                bail!(
+                    "openssl {} failed: {}",
+                    args.join(" "),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            Ok(())
+        };
+        let key = private_key.to_string_lossy().into_owned();
+        let public = public_key.to_string_lossy().into_owned();
+        let mut args = vec!["genpkey"];
+        args.extend_from_slice(options);
+        args.extend_from_slice(&["-out", &key]);
+        run(&args)?;
+        run(&["pkey", "-in", &key, "-pubout", "-out", &public])?;
+        Ok(KeyFiles {
+            private_key,
+            public_key,
+        })
+    }
+}
+
+/// Raw public key authentication (swanctl `auth = pubkey` with `pubkeys`, no certificates):
+/// this side's key pair and the peer's public key, copied into the instance's swanctl
+/// folders (`pkcs8/`, `pubkey/`) by [`Charon::load`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PubkeyAuth {
+    pub local: KeyFiles,
+    /// The peer's public key (PEM SPKI).
+    pub remote_public_key: PathBuf,
 }
 
 /// What charon does with a CHILD_SA config once it is loaded (`children.NAME.start_action`).
@@ -140,8 +217,8 @@ impl DpdAction {
     }
 }
 
-/// One IKEv2 connection with one CHILD_SA and PSK authentication: a `connections.NAME` section of
-/// swanctl.conf and its `secrets.ike-NAME` entry.
+/// One IKEv2 connection with one CHILD_SA and PSK authentication (a `connections.NAME` section
+/// of swanctl.conf and its `secrets.ike-NAME` entry), or raw public keys ([`PubkeyAuth`]).
 #[derive(Clone, Debug)]
 pub struct Connection {
     /// The connection (IKE_SA config) name.
@@ -156,6 +233,8 @@ pub struct Connection {
     pub local_id: String,
     pub remote_id: String,
     pub psk: Psk,
+    /// Raw public keys instead of the PSK (`None`: PSK).
+    pub pubkey: Option<PubkeyAuth>,
     pub local_ts: Vec<String>,
     pub remote_ts: Vec<String>,
     /// IKE proposals, most preferred first (strongSwan syntax, e.g. `aes256gcm16-prfsha256-modp2048`).
@@ -197,6 +276,7 @@ impl Connection {
             local_addr,
             remote_addr,
             psk: psk.clone(),
+            pubkey: None,
             local_ts: vec![local_ts.to_owned()],
             remote_ts: vec![remote_ts.to_owned()],
             ike_proposals: vec![DEFAULT_IKE_PROPOSAL.to_owned()],
@@ -271,16 +351,33 @@ impl Connection {
         if let Some(t) = self.ike_rekey_time {
             let _ = writeln!(s, "    rekey_time = {}s", t.as_secs());
         }
-        let _ = writeln!(
-            s,
-            "    local {{\n      auth = psk\n      id = {}\n    }}",
-            self.local_id
-        );
-        let _ = writeln!(
-            s,
-            "    remote {{\n      auth = psk\n      id = {}\n    }}",
-            self.remote_id
-        );
+        match &self.pubkey {
+            None => {
+                let _ = writeln!(
+                    s,
+                    "    local {{\n      auth = psk\n      id = {}\n    }}",
+                    self.local_id
+                );
+                let _ = writeln!(
+                    s,
+                    "    remote {{\n      auth = psk\n      id = {}\n    }}",
+                    self.remote_id
+                );
+            }
+            Some(_) => {
+                let (local, remote) = self.pubkey_files();
+                let _ = writeln!(
+                    s,
+                    "    local {{\n      auth = pubkey\n      id = {}\n      pubkeys = {local}\n    }}",
+                    self.local_id
+                );
+                let _ = writeln!(
+                    s,
+                    "    remote {{\n      auth = pubkey\n      id = {}\n      pubkeys = {remote}\n    }}",
+                    self.remote_id
+                );
+            }
+        }
         let _ = writeln!(s, "    children {{");
         let _ = writeln!(s, "      {} {{", self.child);
         let _ = writeln!(s, "        local_ts = {}", self.local_ts.join(", "));
@@ -299,7 +396,19 @@ impl Connection {
         s
     }
 
+    /// The names of this side's and the peer's public key in `swanctl/pubkey/`.
+    fn pubkey_files(&self) -> (String, String) {
+        (
+            format!("{}-local.pem", self.name),
+            format!("{}-remote.pem", self.name),
+        )
+    }
+
     fn secret_section(&self) -> String {
+        if self.pubkey.is_some() {
+            // The private key is a file in swanctl/pkcs8/, not a secret of swanctl.conf.
+            return String::new();
+        }
         format!(
             "  ike-{} {{\n    id-1 = {}\n    id-2 = {}\n    secret = {}\n  }}\n",
             self.name,
@@ -519,9 +628,37 @@ impl Charon {
         Ok(output)
     }
 
-    /// Writes swanctl.conf (mode 0600) for `connections` and loads it (`swanctl --load-all`);
-    /// connections loaded earlier and absent now are unloaded.
+    /// Writes swanctl.conf (mode 0600) for `connections`, copies the key files of public-key
+    /// connections into the swanctl folders (private keys mode 0600), and loads it all
+    /// (`swanctl --load-all`); connections loaded earlier and absent now are unloaded.
     pub fn load(&self, connections: &[Connection]) -> anyhow::Result<()> {
+        let swanctl = self.swanctl_conf_path();
+        let swanctl = swanctl.parent().context("swanctl folder")?;
+        for c in connections {
+            let Some(keys) = &c.pubkey else { continue };
+            let (local, remote) = c.pubkey_files();
+            let private = swanctl.join("pkcs8").join(format!("{}.pem", c.name));
+            let _ = fs::remove_file(&private);
+            let pem = fs::read(&keys.local.private_key)
+                .with_context(|| format!("reading {}", keys.local.private_key.display()))?;
+            fs::OpenOptions::new()
+                .create_new(true)
+                .write(true)
+                .mode(0o600)
+                .open(&private)
+                .and_then(|mut f| {
+                    use std::io::Write as _;
+                    f.write_all(&pem)
+                })
+                .with_context(|| format!("writing {}", private.display()))?;
+            for (from, to) in [
+                (&keys.local.public_key, local),
+                (&keys.remote_public_key, remote),
+            ] {
+                fs::copy(from, swanctl.join("pubkey").join(&to))
+                    .with_context(|| format!("copying {}", from.display()))?;
+            }
+        }
         let path = self.swanctl_conf_path();
         let _ = fs::remove_file(&path);
         fs::OpenOptions::new()
@@ -911,6 +1048,28 @@ Nov 26 07:19:18 08[CHD] adding inbound ESP SA
     #[test]
     fn no_sas_parses_to_nothing() {
         assert!(parse_list_sas("list-sas reply {}\n").unwrap().is_empty());
+    }
+
+    #[test]
+    fn swanctl_conf_with_raw_public_keys() {
+        let (_, mut b) = Connection::lab_pair(&Psk(vec![0xab; 4]));
+        b.pubkey = Some(PubkeyAuth {
+            local: KeyFiles {
+                private_key: "/k/b.key".into(),
+                public_key: "/k/b.pub".into(),
+            },
+            remote_public_key: "/k/a.pub".into(),
+        });
+        let conf = swanctl_conf(&[b]);
+        for needle in [
+            "auth = pubkey\n      id = 198.51.100.2\n      pubkeys = lab-local.pem",
+            "auth = pubkey\n      id = 198.51.100.1\n      pubkeys = lab-remote.pem",
+        ] {
+            assert!(conf.contains(needle), "{needle} missing in\n{conf}");
+        }
+        assert!(!conf.contains("auth = psk"), "{conf}");
+        assert!(!conf.contains("0xabababab"), "{conf}");
+        assert_eq!(conf.matches('{').count(), conf.matches('}').count());
     }
 
     #[test]

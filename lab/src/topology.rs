@@ -28,6 +28,15 @@ pub mod addr {
     pub const ROUTER_B_WAN: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 2);
     pub const ROUTER_B_LAN: Ipv4Addr = Ipv4Addr::new(10, 2, 0, 1);
     pub const HOST_B: Ipv4Addr = Ipv4Addr::new(10, 2, 0, 10);
+    /// router-c, the standby peer of site B ([`crate::LabSpec::standby`]).
+    pub const ROUTER_C_WAN: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 3);
+    pub const ROUTER_C_LAN: Ipv4Addr = Ipv4Addr::new(10, 2, 1, 1);
+    /// host-b's second interface, towards router-c.
+    pub const HOST_B_STANDBY: Ipv4Addr = Ipv4Addr::new(10, 2, 1, 10);
+    /// Site C ([`crate::LabSpec::third_site`]): router-c's LAN and host-c.
+    pub const ROUTER_C_SITE_LAN: Ipv4Addr = Ipv4Addr::new(10, 3, 0, 1);
+    pub const HOST_C: Ipv4Addr = Ipv4Addr::new(10, 3, 0, 10);
+    pub const SITE_C: &str = "10.3.0.0/24";
     pub const SITE_A: &str = "10.1.0.0/24";
     pub const SITE_B: &str = "10.2.0.0/24";
     /// Every link in the lab is a /24.
@@ -42,6 +51,10 @@ pub mod ifname {
     pub const LAN: &str = "lan";
     /// A host's only interface.
     pub const HOST: &str = "eth0";
+    /// host-b's interface towards router-c.
+    pub const HOST_STANDBY: &str = "eth1";
+    /// The internet namespace's bridge joining the routers' WAN links.
+    pub const INTERNET_BRIDGE: &str = "br0";
     pub const NAT_INSIDE: &str = "inside";
     pub const NAT_OUTSIDE: &str = "outside";
 }
@@ -55,6 +68,13 @@ pub enum Node {
     NatA,
     RouterB,
     HostB,
+    /// Only in a lab built with [`LabSpec::standby`].
+    RouterC,
+    /// The bridge joining the routers' WAN links; only with [`LabSpec::standby`] or
+    /// [`LabSpec::third_site`].
+    Internet,
+    /// Only in a lab built with [`LabSpec::third_site`].
+    HostC,
 }
 
 impl Node {
@@ -65,6 +85,9 @@ impl Node {
             Node::NatA => "nat-a",
             Node::RouterB => "router-b",
             Node::HostB => "host-b",
+            Node::RouterC => "router-c",
+            Node::Internet => "internet",
+            Node::HostC => "host-c",
         }
     }
 }
@@ -74,6 +97,22 @@ impl Node {
 pub struct LabSpec {
     /// Put router-a behind a 1:1 NAT (EC2 Elastic IP style).
     pub nat: bool,
+    /// Give site B a second router, router-c (198.51.100.3, LAN 10.2.1.0/24 to host-b's
+    /// eth1), on an internet bridge, like the second endpoint of an AWS VPN connection:
+    ///
+    /// ```text
+    ///                                      ┌ wan 198.51.100.2 router-b lan 10.2.0.1 ┐
+    ///  host-a ── router-a wan 198.51.100.1 ┤ (bridge in "internet")                 ├ host-b
+    ///                                      └ wan 198.51.100.3 router-c lan 10.2.1.1 ┘
+    /// ```
+    ///
+    /// host-b reaches site A through router-b (metric 100) or router-c (metric 200), and ignores
+    /// routes over a link that is down, so taking router-b's links down moves it to router-c.
+    /// Not combined with `nat`.
+    pub standby: bool,
+    /// A third site for a full mesh: router-c (198.51.100.3 on the internet bridge) and host-c
+    /// (10.3.0.10) behind it. Not combined with `nat` or `standby`.
+    pub third_site: bool,
 }
 
 impl LabSpec {
@@ -81,6 +120,12 @@ impl LabSpec {
         let mut nodes = vec![Node::HostA, Node::RouterA, Node::RouterB, Node::HostB];
         if self.nat {
             nodes.insert(2, Node::NatA);
+        }
+        if self.standby {
+            nodes.extend([Node::RouterC, Node::Internet]);
+        }
+        if self.third_site {
+            nodes.extend([Node::RouterC, Node::HostC, Node::Internet]);
         }
         nodes
     }
@@ -214,7 +259,10 @@ impl Lab {
                 "net.ipv6.conf.all.disable_ipv6=1",
                 "net.ipv6.conf.default.disable_ipv6=1",
             ];
-            if matches!(node, Node::RouterA | Node::RouterB | Node::NatA) {
+            if matches!(
+                node,
+                Node::RouterA | Node::RouterB | Node::RouterC | Node::NatA
+            ) {
                 sysctls.push("net.ipv4.ip_forward=1");
             }
             netns::run(self.command(node, "sysctl").arg("-qw").args(&sysctls))?;
@@ -228,7 +276,17 @@ impl Lab {
         self.address(Node::RouterA, LAN, ROUTER_A_LAN)?;
         self.address(Node::RouterB, LAN, ROUTER_B_LAN)?;
         self.address(Node::HostB, HOST, HOST_B)?;
-        if spec.nat {
+        if u8::from(spec.standby) + u8::from(spec.nat) + u8::from(spec.third_site) > 1 {
+            bail!("nat, standby and third_site are different labs: choose one");
+        }
+        if spec.standby || spec.third_site {
+            self.internet()?;
+        }
+        if spec.standby {
+            self.standby_site()?;
+        } else if spec.third_site {
+            self.site_c()?;
+        } else if spec.nat {
             self.link(Node::RouterA, WAN, Node::NatA, NAT_INSIDE)?;
             self.link(Node::NatA, NAT_OUTSIDE, Node::RouterB, WAN)?;
             self.address(Node::RouterA, WAN, ROUTER_A_WAN_PRIVATE)?;
@@ -257,6 +315,112 @@ impl Lab {
                     .args(["-K", HOST, "tx", "off"]),
             )?;
         }
+        Ok(())
+    }
+
+    /// The internet as a bridge joining router-a, router-b and router-c.
+    fn internet(&self) -> anyhow::Result<()> {
+        use addr::*;
+        use ifname::*;
+        let internet = self.ns(Node::Internet);
+        ip(&[
+            "-n",
+            &internet,
+            "link",
+            "add",
+            INTERNET_BRIDGE,
+            "type",
+            "bridge",
+        ])?;
+        ip(&["-n", &internet, "link", "set", INTERNET_BRIDGE, "up"])?;
+        for (router, port) in [
+            (Node::RouterA, "to-a"),
+            (Node::RouterB, "to-b"),
+            (Node::RouterC, "to-c"),
+        ] {
+            self.link(router, WAN, Node::Internet, port)?;
+            ip(&[
+                "-n",
+                &internet,
+                "link",
+                "set",
+                port,
+                "master",
+                INTERNET_BRIDGE,
+            ])?;
+        }
+        self.address(Node::RouterA, WAN, ROUTER_A_WAN)?;
+        self.address(Node::RouterB, WAN, ROUTER_B_WAN)?;
+        self.address(Node::RouterC, WAN, ROUTER_C_WAN)?;
+        self.route(Node::RouterA, SITE_B, ROUTER_B_WAN)?;
+        self.route(Node::RouterC, SITE_A, ROUTER_A_WAN)?;
+        Ok(())
+    }
+
+    /// Site C: router-c's LAN and host-c; the sites know each other's way (like the internet
+    /// would, were the site prefixes public).
+    fn site_c(&self) -> anyhow::Result<()> {
+        use addr::*;
+        use ifname::*;
+        self.link(Node::RouterC, LAN, Node::HostC, HOST)?;
+        self.address(Node::RouterC, LAN, ROUTER_C_SITE_LAN)?;
+        self.address(Node::HostC, HOST, HOST_C)?;
+        self.route(Node::HostC, "default", ROUTER_C_SITE_LAN)?;
+        self.route(Node::RouterA, SITE_C, ROUTER_C_WAN)?;
+        self.route(Node::RouterB, SITE_C, ROUTER_C_WAN)?;
+        self.route(Node::RouterC, SITE_B, ROUTER_B_WAN)?;
+        netns::run(
+            self.command(Node::HostC, "ethtool")
+                .args(["-K", HOST, "tx", "off"]),
+        )?;
+        Ok(())
+    }
+
+    /// router-c's link to host-b, which reaches site A through router-b or router-c.
+    fn standby_site(&self) -> anyhow::Result<()> {
+        use addr::*;
+        use ifname::*;
+        self.link(Node::RouterC, LAN, Node::HostB, HOST_STANDBY)?;
+        self.address(Node::RouterC, LAN, ROUTER_C_LAN)?;
+        self.address(Node::HostB, HOST_STANDBY, HOST_B_STANDBY)?;
+        // host-b 10.2.0.10 is reached over router-c's link too.
+        ip(&[
+            "-n",
+            &self.ns(Node::RouterC),
+            "route",
+            "add",
+            &format!("{HOST_B}/32"),
+            "via",
+            &HOST_B_STANDBY.to_string(),
+        ])?;
+        let host_b = self.ns(Node::HostB);
+        for (via, metric) in [(ROUTER_B_LAN, "100"), (ROUTER_C_LAN, "200")] {
+            ip(&[
+                "-n",
+                &host_b,
+                "route",
+                "add",
+                SITE_A,
+                "via",
+                &via.to_string(),
+                "metric",
+                metric,
+            ])?;
+        }
+        netns::run(
+            self.command(Node::HostB, "sysctl")
+                .args(["-qw", "net.ipv4.conf.all.ignore_routes_with_linkdown=1"]),
+        )?;
+        // Replies from 10.2.0.10 leave by eth1 when router-b is gone.
+        netns::run(self.command(Node::HostB, "sysctl").args([
+            "-qw",
+            "net.ipv4.conf.all.rp_filter=0",
+            "net.ipv4.conf.eth1.rp_filter=0",
+        ]))?;
+        netns::run(
+            self.command(Node::HostB, "ethtool")
+                .args(["-K", HOST_STANDBY, "tx", "off"]),
+        )?;
         Ok(())
     }
 

@@ -165,7 +165,10 @@ fn each_class_moves_its_counter_by_exactly_what_was_sent() -> anyhow::Result<()>
 
 #[test]
 fn nat_lab_maps_router_a_like_an_elastic_ip() -> anyhow::Result<()> {
-    let lab = Lab::up(LabSpec { nat: true })?;
+    let lab = Lab::up(LabSpec {
+        nat: true,
+        ..LabSpec::default()
+    })?;
     let agent = AgentProcess::start(&lab, Node::RouterA, &agent_bin()?)?;
 
     // router-a's traffic leaves from the public address, source port preserved (1:1 NAT).

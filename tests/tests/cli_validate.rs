@@ -99,3 +99,60 @@ fn every_node_of_the_mesh_inventory_renders_to_a_valid_configuration() -> anyhow
     assert!(!missing.status.success());
     Ok(())
 }
+
+/// `validate --secrets` loads the key files of key tunnels: a private key that is not one,
+/// and a missing peer key, are reported by tunnel without showing the file's content.
+#[test]
+fn validate_secrets_checks_key_files() -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir()?;
+    let keys = vpn_lab::strongswan::KeyFiles::generate(
+        dir.path(),
+        "node",
+        vpn_lab::strongswan::KeyAlgorithm::EcdsaP256,
+    )?;
+    let not_a_key = dir.path().join("not-a-key");
+    std::fs::write(&not_a_key, "SECRET-CONTENT")?;
+    std::fs::set_permissions(&not_a_key, std::fs::Permissions::from_mode(0o600))?;
+    let config = |key: &std::path::Path, peer: &std::path::Path| {
+        format!(
+            "[router]\nname = \"edge\"\nwan = \"eth0\"\nlan = [\"eth1\"]\n\n[[tunnel]]\n\
+             name = \"mesh-b\"\npeer = \"198.51.100.2\"\n\
+             auth = {{ ecdsa_private_key = {{ file = \"{}\" }} }}\n\
+             peer_public_key = \"{}\"\n\
+             selectors = {{ local = [\"10.1.0.0/16\"], remote = [\"10.2.0.0/16\"] }}\n",
+            key.display(),
+            peer.display()
+        )
+    };
+    let path = dir.path().join("mesh.toml");
+    let validate = |text: String| -> anyhow::Result<std::process::Output> {
+        std::fs::write(&path, text)?;
+        Ok(Command::new(agent_bin()?)
+            .args(["validate", "--secrets"])
+            .arg(&path)
+            .output()?)
+    };
+    let ok = validate(config(&keys.private_key, &keys.public_key))?;
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+
+    let bad = validate(config(&not_a_key, &keys.public_key))?;
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(!bad.status.success());
+    assert!(
+        stderr.contains("tunnel `mesh-b`: unusable private key"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("SECRET-CONTENT"), "{stderr}");
+
+    let gone = dir.path().join("gone.pub");
+    let bad = validate(config(&keys.private_key, &gone))?;
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(!bad.status.success());
+    assert!(stderr.contains("gone.pub"), "{stderr}");
+    Ok(())
+}

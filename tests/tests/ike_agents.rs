@@ -44,7 +44,14 @@ fn spis(status: &StatusSnapshot) -> (Vec<u32>, Vec<u32>) {
 /// Waits until both agents have one CHILD_SA pair in their datapath, and checks that each
 /// one's outbound SA is the other's inbound.
 fn wait_negotiated(a: &AgentProcess, b: &AgentProcess) -> anyhow::Result<()> {
-    let one_pair = |s: &StatusSnapshot| s.worker.as_ref().is_some_and(|w| w.sas.len() == 2);
+    let one_pair = |s: &StatusSnapshot| {
+        s.worker.as_ref().is_some_and(|w| w.sas.len() == 2)
+            && s.ike.as_ref().is_some_and(|i| {
+                i.ike_sas
+                    .iter()
+                    .any(|sa| sa.state == "ESTABLISHED" && sa.child_sas.len() == 1)
+            })
+    };
     let sa = poll_until(Duration::from_secs(20), || a.status(), one_pair)?;
     let sb = poll_until(Duration::from_secs(5), || b.status(), one_pair)?;
     let ((a_out, a_in), (b_out, b_in)) = (spis(&sa), spis(&sb));
@@ -55,12 +62,41 @@ fn wait_negotiated(a: &AgentProcess, b: &AgentProcess) -> anyhow::Result<()> {
     );
     assert_eq!(a_out, b_in, "router-a sends with what router-b accepts");
     assert_eq!(b_out, a_in, "router-b sends with what router-a accepts");
+    // Status lists the IKE SA and its CHILD_SA with the same SPIs and the sites' selectors.
+    for (status, initiator, local, remote) in [
+        (&sa, true, addr::SITE_A, addr::SITE_B),
+        (&sb, false, addr::SITE_B, addr::SITE_A),
+    ] {
+        let ike = status.ike.as_ref().expect("IKE SAs in status");
+        let [sa] = ike.ike_sas.as_slice() else {
+            panic!("not one IKE SA: {ike:?}");
+        };
+        assert_eq!(
+            (sa.state.as_str(), sa.initiator),
+            ("ESTABLISHED", initiator)
+        );
+        let [child] = sa.child_sas.as_slice() else {
+            panic!("not one CHILD SA: {sa:?}");
+        };
+        let (out, inb) = spis(status);
+        assert_eq!((vec![child.spi_out], vec![child.spi_in]), (out, inb));
+        assert_eq!(
+            (child.local_ts.as_slice(), child.remote_ts.as_slice()),
+            (
+                [local.to_owned()].as_slice(),
+                [remote.to_owned()].as_slice()
+            )
+        );
+    }
     Ok(())
 }
 
 fn carries_traffic(nat: bool) -> anyhow::Result<()> {
     let _turn = exclusive();
-    let lab = Lab::up(LabSpec { nat })?;
+    let lab = Lab::up(LabSpec {
+        nat,
+        ..LabSpec::default()
+    })?;
     let files = IkeTunnelFiles::write(
         lab.id(),
         &IkeOptions {
@@ -198,4 +234,54 @@ fn rekeys_started_by_the_initiator_lose_no_packet() -> anyhow::Result<()> {
 #[test]
 fn rekeys_started_by_the_responder_lose_no_packet() -> anyhow::Result<()> {
     rekey_under_load(Node::RouterB)
+}
+
+/// A peer that refuses the tunnel at first (its key was wrong) and is fixed later: the
+/// initiating router keeps trying, with back-off, and the tunnel comes up without a restart.
+#[test]
+fn an_initiator_tries_again_until_its_peer_accepts() -> anyhow::Result<()> {
+    let lab = Lab::up(LabSpec::default())?;
+    let files = IkeTunnelFiles::write(lab.id(), &IkeOptions::default())?;
+    let good = std::fs::read_to_string(&files.router_b)?;
+    let dir = tempfile::tempdir()?;
+    let wrong = dir.path().join("wrong-psk");
+    std::fs::write(&wrong, "not-the-right-key-at-all")?;
+    std::fs::set_permissions(&wrong, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    let psk_line = good
+        .lines()
+        .find(|l| l.starts_with("auth = "))
+        .expect("router-b's auth line")
+        .to_owned();
+    std::fs::write(
+        &files.router_b,
+        good.replace(
+            &psk_line,
+            &format!("auth = {{ psk = {{ file = \"{}\" }} }}", wrong.display()),
+        ),
+    )?;
+    let bin = agent_bin()?;
+    let b = files.start_agent(&lab, Node::RouterB, &bin)?;
+    let a = files.start_agent(&lab, Node::RouterA, &bin)?;
+    // Refused: AUTHENTICATION_FAILED, no SA on either side.
+    let refused = poll_until(
+        Duration::from_secs(10),
+        || Ok(a.log()),
+        |log| log.contains("IKE SA closed"),
+    )?;
+    assert!(refused.contains("IKE SA closed"), "{refused}");
+    assert_eq!(spis(&a.status()?).0.len(), 0);
+
+    // The peer's operator fixes the key and restarts it; router-a is left alone.
+    b.stop()?;
+    std::fs::write(&files.router_b, &good)?;
+    let b = files.start_agent(&lab, Node::RouterB, &bin)?;
+    let up = |s: &StatusSnapshot| s.worker.as_ref().is_some_and(|w| w.sas.len() == 2);
+    let s = poll_until(Duration::from_secs(40), || a.status(), up)?;
+    assert!(up(&s), "router-a never tried again:\n{}", a.log());
+    assert!(a.log().contains("initiating IKE again"), "{}", a.log());
+    assert_eq!(ping(&lab, Node::HostA, addr::HOST_B, 3)?, 3);
+
+    a.stop()?;
+    b.stop()?;
+    lab.down()
 }

@@ -11,7 +11,10 @@ use vpn_lab::{
 #[test]
 fn lab_routes_between_sites_and_goes_away_on_down() -> anyhow::Result<()> {
     for nat in [false, true] {
-        let lab = Lab::up(LabSpec { nat })?;
+        let lab = Lab::up(LabSpec {
+            nat,
+            ..LabSpec::default()
+        })?;
         assert_eq!(lab.namespaces().len(), if nat { 5 } else { 4 });
         let present = netns::list()?;
         assert!(lab.namespaces().iter().all(|ns| present.contains(ns)));

@@ -56,7 +56,10 @@ fn settled(agent: &AgentProcess, encrypted: u64) -> anyhow::Result<StatusSnapsho
 }
 
 fn check_tunnel(encap: Encap, nat: bool) -> anyhow::Result<()> {
-    let lab = Lab::up(LabSpec { nat })?;
+    let lab = Lab::up(LabSpec {
+        nat,
+        ..LabSpec::default()
+    })?;
     let files = StaticTunnelFiles::write(lab.id(), encap, nat)?;
     let t = start(&lab, files, None)?;
 
@@ -175,7 +178,10 @@ fn tcp_bulk_transfer_through_one_to_one_nat() -> anyhow::Result<()> {
 
 fn bulk_transfer(encap: Encap, nat: bool) -> anyhow::Result<()> {
     let _turn = exclusive();
-    let lab = Lab::up(LabSpec { nat })?;
+    let lab = Lab::up(LabSpec {
+        nat,
+        ..LabSpec::default()
+    })?;
     // Raw ESP runs with 64-bit sequence numbers (RFC 4303 2.2.1) on both routers.
     let extra = if encap == Encap::Esp {
         "esn = true"

@@ -92,7 +92,10 @@ fn strongswan_tunnel_works_through_one_to_one_nat() -> anyhow::Result<()> {
 }
 
 fn check_tunnel(nat: bool) -> anyhow::Result<()> {
-    let lab = Lab::up(LabSpec { nat })?;
+    let lab = Lab::up(LabSpec {
+        nat,
+        ..LabSpec::default()
+    })?;
     let psk = Psk::random()?;
     let (conn_a, conn_b) = Connection::lab_pair_for(&lab, &psk);
     let a = Charon::start(&lab, Node::RouterA)?;

@@ -18,7 +18,10 @@ const MARKER: &[u8] = b"PLAINTEXT-MARKER-must-never-cross-the-WAN";
 
 #[test]
 fn wan_capture_decrypts_with_tshark_and_carries_no_plaintext() -> anyhow::Result<()> {
-    let lab = Lab::up(LabSpec { nat: true })?;
+    let lab = Lab::up(LabSpec {
+        nat: true,
+        ..LabSpec::default()
+    })?;
     let files = StaticTunnelFiles::write(lab.id(), Encap::Udp, true)?;
     let (a, b) = files.start_agents(&lab, &agent_bin()?)?;
     let dir = tempfile::tempdir()?;

@@ -56,6 +56,11 @@ impl InstanceName {
         Path::new(RUN_ROOT).join(format!("{}.system.json", self.0))
     }
 
+    /// The IKE and CHILD SAs the IKE thread publishes (for `status`).
+    pub fn ike_file(&self) -> PathBuf {
+        Path::new(RUN_ROOT).join(format!("{}.ike.json", self.0))
+    }
+
     /// Counters the crypto worker publishes (for `status`).
     pub fn worker_file(&self) -> PathBuf {
         Path::new(RUN_ROOT).join(format!("{}.worker.json", self.0))

@@ -12,7 +12,7 @@ use crate::{
         loader::{AttachRequest, Datapath, remove_pins},
         nat::{NatRuntime, worker_path::WorkerNat},
         static_tunnels,
-        tunnels::TunnelRuntime,
+        tunnels::{TunnelRuntime, static_routes},
     },
     instance::{PIN_ROOT, RuntimeState, create_private_dir, write_private_json},
     system::sysctl::{self, AppliedSysctls, Drift},
@@ -127,7 +127,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
             if let Some(tunnels) = parts.tunnels.as_mut() {
                 if let Some(ike) = parts.ike.as_mut() {
                     if ike.poll() {
-                        apply(tunnels, &static_wanted, ike.wanted());
+                        apply(tunnels, &static_wanted, Some(ike));
                     }
                     ike.applied();
                 }
@@ -158,19 +158,15 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
                 && let Some(new) = reload(args.static_tunnels.as_deref())
             {
                 static_wanted = new;
-                let negotiated = parts
-                    .ike
-                    .as_ref()
-                    .map(IkeTunnels::wanted)
-                    .unwrap_or_default();
-                apply(tunnels, &static_wanted, negotiated);
+                apply(tunnels, &static_wanted, parts.ike.as_ref());
             }
         }
     });
     tracing::info!(instance = %name, signal = ?signal, "stopping");
     let shutdown = parts.shutdown(name);
-    let _ = std::fs::remove_file(&worker_file);
-    let _ = std::fs::remove_file(&system_file);
+    for file in [worker_file, system_file, name.ike_file()] {
+        let _ = std::fs::remove_file(file);
+    }
     shutdown?;
     tracing::info!(instance = %name, "stopped cleanly");
     Ok(())
@@ -203,7 +199,7 @@ impl Running {
         // IKE runs on the WAN address; negotiated CHILD SAs join the static tunnels.
         if let Some(config) = config.filter(|_| ike_wanted) {
             let wan = wan_ipv4(&requests[0].ifname).context("starting IKE")?;
-            self.ike = IkeTunnels::start(config, wan).context("starting IKE")?;
+            self.ike = IkeTunnels::start(config, wan, name.ike_file()).context("starting IKE")?;
         }
         RuntimeState {
             instance: name.to_string(),
@@ -286,15 +282,25 @@ fn reload(path: Option<&std::path::Path>) -> Option<Vec<static_tunnels::StaticTu
     }
 }
 
-/// Brings the datapath to the static tunnels plus the ones IKE negotiated.
+/// Brings the datapath to the static tunnels plus the ones IKE negotiated, and their routes.
 fn apply(
     tunnels: &mut TunnelRuntime,
     static_wanted: &[static_tunnels::StaticTunnel],
-    negotiated: Vec<static_tunnels::StaticTunnel>,
+    ike: Option<&IkeTunnels>,
 ) {
     let mut wanted = static_wanted.to_vec();
-    wanted.extend(negotiated);
-    if let Err(err) = tunnels.apply(wanted, std::time::Instant::now()) {
+    let mut routes = static_routes(static_wanted);
+    if let Some(ike) = ike {
+        wanted.extend(ike.wanted());
+        for (prefix, tunnel) in ike.routes() {
+            if let Some(other) = routes.get(&prefix) {
+                tracing::warn!(%prefix, tunnel = ?other, "a static tunnel has this route already: IKE tunnels do not get it");
+                continue;
+            }
+            routes.insert(prefix, tunnel);
+        }
+    }
+    if let Err(err) = tunnels.apply(wanted, &routes, std::time::Instant::now()) {
         tracing::error!(error = %format!("{err:#}"), "tunnel changes applied only in part");
     }
 }

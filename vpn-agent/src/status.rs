@@ -8,11 +8,12 @@ use vpn_common::{InterfaceRole, PacketClass, TrafficCounter};
 
 use crate::{
     cli::StatusArgs,
+    control::ike_report::IkeReport,
     datapath::{
         counters::{ClassCounters, NatCounters, read_pinned_events, read_pinned_nat},
         worker::WorkerReport,
     },
-    instance::{AttachedInterface, InstanceName, RuntimeState},
+    instance::{AttachedInterface, RuntimeState},
 };
 
 #[derive(Debug, Serialize)]
@@ -30,6 +31,9 @@ struct StatusReport {
     sysctl_drift: Vec<crate::system::sysctl::Drift>,
     /// NAT masquerade: flows tracked and what XDP did (all zero without rules).
     nat: NatCounters,
+    /// IKE and CHILD SAs (absent when no tunnel is negotiated).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ike: Option<IkeReport>,
 }
 
 #[derive(Debug, Serialize)]
@@ -73,7 +77,8 @@ pub fn show(args: &StatusArgs) -> anyhow::Result<()> {
         .with_context(|| format!("reading the counters of instance {name}"))?;
     let mut report = build_report(&state, &counters)?;
     report.datapath_events = read_pinned_events(&state.pin_dir)?.into_iter().collect();
-    report.worker = read_worker_report(name)?;
+    report.worker = read_json::<WorkerReport>(&name.worker_file())?;
+    report.ike = read_json::<IkeReport>(&name.ike_file())?;
     report.nat = read_pinned_nat(&state.pin_dir)?;
     report.sysctl_drift = read_json::<crate::run::SystemReport>(&name.system_file())?
         .map(|s| s.sysctl_drift)
@@ -111,22 +116,12 @@ fn build_report(state: &RuntimeState, counters: &ClassCounters) -> anyhow::Resul
         worker: None,
         sysctl_drift: Vec::new(),
         nat: NatCounters::default(),
+        ike: None,
     })
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &std::path::Path) -> anyhow::Result<Option<T>> {
     match std::fs::read_to_string(path) {
-        Ok(text) => serde_json::from_str(&text)
-            .map(Some)
-            .with_context(|| format!("parsing {}", path.display())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
-    }
-}
-
-fn read_worker_report(name: &InstanceName) -> anyhow::Result<Option<WorkerReport>> {
-    let path = name.worker_file();
-    match std::fs::read_to_string(&path) {
         Ok(text) => serde_json::from_str(&text)
             .map(Some)
             .with_context(|| format!("parsing {}", path.display())),
@@ -142,6 +137,9 @@ fn render_table(report: &StatusReport) -> String {
         "instance {} (pid {}), maps pinned in {}",
         report.instance, report.pid, report.pin_dir
     );
+    if let Some(ike) = &report.ike {
+        ike.render(&mut out);
+    }
     for interface in &report.interfaces {
         let i = &interface.interface;
         let _ = writeln!(

@@ -3,6 +3,7 @@
 use anyhow::bail;
 
 use crate::cli::ValidateArgs;
+use crate::control::peer_config::check_keys;
 
 pub fn run(args: &ValidateArgs) -> anyhow::Result<()> {
     let config = match vpn_config::Config::load(&args.file) {
@@ -12,15 +13,37 @@ pub fn run(args: &ValidateArgs) -> anyhow::Result<()> {
             bail!("{}: {} problem(s)", args.file.display(), errors.len());
         }
     };
-    if args.secrets
-        && let Err(errors) = config.resolve_secrets()
-    {
-        eprint!("{errors}");
-        bail!(
-            "{}: {} secret(s) could not be loaded",
-            args.file.display(),
-            errors.len()
-        );
+    if args.secrets {
+        let secrets = match config.resolve_secrets() {
+            Ok(secrets) => secrets,
+            Err(errors) => {
+                eprint!("{errors}");
+                bail!(
+                    "{}: {} secret(s) could not be loaded",
+                    args.file.display(),
+                    errors.len()
+                );
+            }
+        };
+        // Key tunnels: the private key parses and fits the method, the peer's key loads.
+        let problems: Vec<String> = config
+            .tunnels
+            .iter()
+            .filter_map(|t| {
+                let secret = secrets.tunnel(&t.name)?;
+                check_keys(t, secret).err().map(|e| e.to_string())
+            })
+            .collect();
+        if !problems.is_empty() {
+            for p in &problems {
+                eprintln!("{}: {p}", args.file.display());
+            }
+            bail!(
+                "{}: {} tunnel(s) with unusable keys",
+                args.file.display(),
+                problems.len()
+            );
+        }
     }
     println!(
         "{}: valid ({} tunnel(s), {} route(s))",

@@ -26,7 +26,10 @@ pub enum LabCommand {
 pub fn run(command: LabCommand) -> anyhow::Result<()> {
     match command {
         LabCommand::Up { nat } => {
-            let lab = Lab::up(LabSpec { nat })?;
+            let lab = Lab::up(LabSpec {
+                nat,
+                ..LabSpec::default()
+            })?;
             print_lab(&lab);
             let id = lab.keep();
             println!("\nlab {id} is up; remove it with: cargo xtask lab down {id}");

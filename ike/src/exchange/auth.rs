@@ -1,25 +1,27 @@
-//! IKE_AUTH with pre-shared keys and the first CHILD_SA (RFC 7296 sections 1.2, 2.15, 2.17,
-//! 2.9).
+//! IKE_AUTH with pre-shared keys or signatures and the first CHILD_SA (RFC 7296 sections
+//! 1.2, 2.15, 2.17, 2.9; RFC 7427).
 //!
 //! Initiator: `HDR, SK {IDi, [N(INITIAL_CONTACT)], [IDr], AUTH, SAi2, TSi, TSr}`; responder:
 //! `HDR, SK {IDr, AUTH, SAr2, TSi, TSr}` or, when the CHILD_SA cannot be made,
 //! `HDR, SK {IDr, AUTH, N(NO_PROPOSAL_CHOSEN | TS_UNACCEPTABLE)}` (the IKE SA stays up), or
 //! `HDR, SK {N(AUTHENTICATION_FAILED)}`.
 //!
-//! AUTH = `prf(prf(PSK, "Key Pad for IKEv2"), <SignedOctets>)` where the signed octets hold the
-//! signer's IKE_SA_INIT message and ID payload body *as sent* (we verify over the bytes we
-//! received, not a re-encoding). CHILD_SA keys come from `prf+(SK_d, Ni | Nr)`.
+//! AUTH = `prf(prf(PSK, "Key Pad for IKEv2"), <SignedOctets>)`, or a signature over the signed
+//! octets (auth method 1, or 14 with the hash the peer announced), where the signed octets
+//! hold the signer's IKE_SA_INIT message and ID payload body *as sent* (we verify over the
+//! bytes we received, not a re-encoding); see [`super::authdata`]. A wrong AUTH closes the
+//! half-open SA (the responder answers AUTHENTICATION_FAILED) and is counted in
+//! `Stats::authentication_failures`. CHILD_SA keys come from `prf+(SK_d, Ni | Nr)`.
 
 use std::time::{Duration, Instant};
 
 use rand_core::CryptoRng;
 use tracing::{info, warn};
-use vpn_ike_crypto::auth;
 use vpn_ike_crypto::keys::{self, ChildSaKeys};
 
+use super::authdata::{own_auth, verify_peer_auth};
 use crate::codec::{
-    self, AuthMethod, Authentication, ExchangeType, Identification, Notify, NotifyType, Payload,
-    PayloadType,
+    self, Authentication, ExchangeType, Identification, Notify, NotifyType, Payload, PayloadType,
 };
 use crate::config::{Identity, TrafficSelector};
 use crate::events::{ChildFailure, ChildSaInstalled, CloseReason, Event, UdpEncap};
@@ -39,46 +41,6 @@ fn id_body(payload: &Payload) -> Vec<u8> {
                 .to_vec()
         })
         .unwrap_or_default()
-}
-
-/// Our AUTH payload data.
-fn psk_auth_data(
-    keyed: &Keyed,
-    psk: &[u8],
-    own_init: &[u8],
-    initiator: bool,
-    id_body: &[u8],
-) -> Vec<u8> {
-    let prf = keyed.chosen.suite.prf;
-    let (peer_nonce, sk_p) = if initiator {
-        (&keyed.nr, &keyed.keys.sk_pi)
-    } else {
-        (&keyed.ni, &keyed.keys.sk_pr)
-    };
-    let octets = auth::signed_octets(prf, own_init, peer_nonce, sk_p.as_bytes(), id_body);
-    auth::psk_auth(prf, psk, &octets).as_bytes().to_vec()
-}
-
-/// Verifies the peer's AUTH payload; `peer_is_initiator` picks SK_pi/SK_pr and the nonce.
-fn verify_peer_auth(
-    keyed: &Keyed,
-    psk: &[u8],
-    peer_init: &[u8],
-    peer_is_initiator: bool,
-    raw_id_body: &[u8],
-    auth_payload: &Authentication,
-) -> bool {
-    if auth_payload.method != AuthMethod::SharedKeyMic {
-        return false;
-    }
-    let prf = keyed.chosen.suite.prf;
-    let (own_nonce, sk_p) = if peer_is_initiator {
-        (&keyed.nr, &keyed.keys.sk_pi)
-    } else {
-        (&keyed.ni, &keyed.keys.sk_pr)
-    };
-    let octets = auth::signed_octets(prf, peer_init, own_nonce, sk_p.as_bytes(), raw_id_body);
-    auth::verify_psk_auth(prf, psk, &octets, &auth_payload.data).is_ok()
 }
 
 fn id_matches(expected: Option<&Identity>, got: &Identification) -> bool {
@@ -132,13 +94,22 @@ impl SaCore {
             return;
         };
         let id = Payload::IdInitiator(self.config.local_id.to_payload());
-        let data = psk_auth_data(
+        let auth = match own_auth(
             &a.keyed,
-            self.config.psk.as_bytes(),
+            &self.config.auth,
             &a.init.request,
             true,
             &id_body(&id),
-        );
+            &a.peer_hashes,
+            rng,
+        ) {
+            Ok(auth) => auth,
+            Err(e) => {
+                warn!(spi_i = %self.spi_i, error = %e, "cannot compute our AUTH payload");
+                self.close(CloseReason::AuthenticationFailed);
+                return;
+            }
+        };
         let mut inner = vec![id];
         if self.config.initial_contact {
             inner.push(Payload::Notify(Notify::new(
@@ -149,10 +120,7 @@ impl SaCore {
         if let Some(r) = &self.config.remote_id {
             inner.push(Payload::IdResponder(r.to_payload()));
         }
-        inner.push(Payload::Authentication(Authentication {
-            method: AuthMethod::SharedKeyMic,
-            data,
-        }));
+        inner.push(Payload::Authentication(auth));
         inner.push(Payload::SecurityAssociation(proposal::esp_sa_payload(
             &self.config.esp_proposals,
             a.child_spi_in,
@@ -181,37 +149,47 @@ impl SaCore {
         };
         let raw_id = sk::raw_body(opened.first, &opened.plaintext, PayloadType::IdInitiator)
             .unwrap_or_default();
-        let ok = id_matches(self.config.remote_id.as_ref(), id)
-            && verify_peer_auth(
+        let checked = if id_matches(self.config.remote_id.as_ref(), id) {
+            verify_peer_auth(
                 &r.keyed,
-                self.config.psk.as_bytes(),
+                &self.config.auth,
                 &r.init.request,
                 true,
                 raw_id,
                 auth_payload,
-            );
-        if !ok {
-            warn!(spi_i = %self.spi_i, "initiator authentication failed");
-            let n = Payload::Notify(Notify::new(NotifyType::AuthenticationFailed, Vec::new()));
-            self.send_response(ExchangeType::IkeAuth, request, &[n], rng);
-            self.close(CloseReason::AuthenticationFailed);
-            return;
-        }
+            )
+            .map_err(|e| e.to_string())
+        } else {
+            Err("unexpected identity".to_owned())
+        };
         let idr = Payload::IdResponder(self.config.local_id.to_payload());
-        let data = psk_auth_data(
-            &r.keyed,
-            self.config.psk.as_bytes(),
-            &r.init.response,
-            false,
-            &id_body(&idr),
-        );
-        let mut inner = vec![
-            idr,
-            Payload::Authentication(Authentication {
-                method: AuthMethod::SharedKeyMic,
-                data,
-            }),
-        ];
+        let own = checked.and_then(|()| {
+            own_auth(
+                &r.keyed,
+                &self.config.auth,
+                &r.init.response,
+                false,
+                &id_body(&idr),
+                &r.peer_hashes,
+                rng,
+            )
+            .map_err(|e| format!("cannot compute our AUTH payload: {e}"))
+        });
+        let own: Authentication = match own {
+            Ok(a) => a,
+            Err(why) => {
+                self.stats.authentication_failures += 1;
+                warn!(spi_i = %self.spi_i, remote = %self.remote, reason = %why,
+                    "initiator authentication failed");
+                let n = Payload::Notify(Notify::new(NotifyType::AuthenticationFailed, Vec::new()));
+                self.send_response(ExchangeType::IkeAuth, request, &[n], rng);
+                self.close(CloseReason::AuthenticationFailed);
+                return;
+            }
+        };
+        info!(spi_i = %self.spi_i, auth_method = auth_payload.method.value(),
+            "initiator authenticated");
+        let mut inner = vec![idr, Payload::Authentication(own)];
         // The first CHILD_SA.
         let spi_in = random_child_spi(rng);
         let child = match (p.sa, p.tsi, p.tsr) {
@@ -309,20 +287,28 @@ impl SaCore {
         };
         let raw_id = sk::raw_body(opened.first, &opened.plaintext, PayloadType::IdResponder)
             .unwrap_or_default();
-        let ok = id_matches(self.config.remote_id.as_ref(), id)
-            && verify_peer_auth(
+        let checked = if id_matches(self.config.remote_id.as_ref(), id) {
+            verify_peer_auth(
                 &a.keyed,
-                self.config.psk.as_bytes(),
+                &self.config.auth,
                 &a.init.response,
                 false,
                 raw_id,
                 auth_payload,
-            );
-        if !ok {
-            warn!(spi_i = %self.spi_i, "responder authentication failed");
+            )
+            .map_err(|e| e.to_string())
+        } else {
+            Err("unexpected identity".to_owned())
+        };
+        if let Err(why) = checked {
+            self.stats.authentication_failures += 1;
+            warn!(spi_i = %self.spi_i, remote = %self.remote, reason = %why,
+                "responder authentication failed");
             self.close(CloseReason::AuthenticationFailed);
             return;
         }
+        info!(spi_i = %self.spi_i, auth_method = auth_payload.method.value(),
+            "responder authenticated");
         self.pending = None;
         self.next_request_id = 2;
         let State::AuthSent(a) = std::mem::replace(&mut self.state, State::Closed) else {
@@ -383,6 +369,7 @@ impl SaCore {
 
     fn established(&mut self, now: Instant) {
         self.last_heard = now;
+        self.start_keepalives(now);
         info!(spi_i = %self.spi_i, spi_r = %self.spi_r, local = %self.local,
             remote = %self.remote, "IKE SA established");
         self.events.push_back(Event::IkeSaEstablished {

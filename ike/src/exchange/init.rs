@@ -7,6 +7,8 @@
 //!
 //! Responder: stateless error replies (NO_PROPOSAL_CHOSEN, INVALID_KE_PAYLOAD, with a zero
 //! responder SPI), or `HDR, SAr1, KEr, Nr, N(NAT_DETECTION_*)` and a new half-open SA.
+//! With key authentication both sides add `N(SIGNATURE_HASH_ALGORITHMS)` (RFC 7427 section
+//! 4) and remember the peer's list for IKE_AUTH.
 //! Both sides derive SKEYSEED and the seven keys, and check the NAT detection hashes; the
 //! initiator moves to the NAT-T port when a NAT is seen or encapsulation is forced.
 
@@ -19,6 +21,7 @@ use tracing::{debug, info};
 use vpn_ike_crypto::dh::DhPrivateKey;
 use vpn_ike_crypto::keys;
 
+use super::authdata;
 use crate::Transmit;
 use crate::codec::{
     self, ExchangeType, Flags, KeyExchange, Message, MessageId, Notify, NotifyType, Payload, Spi,
@@ -133,6 +136,7 @@ impl SaCore {
             self.remote,
             fake,
         ));
+        payloads.extend(authdata::hash_notify(&self.config.auth));
         let msg = Message {
             initiator_spi: self.spi_i,
             responder_spi: Spi::ZERO,
@@ -244,6 +248,7 @@ impl SaCore {
         self.spi_r = spi_r;
         self.last_heard = now;
         self.nat_detected = found.any() || self.config.force_encap;
+        self.behind_nat = found.local_behind;
         if self.nat_detected && found.supported {
             self.local.set_port(self.config.nat_t_port);
             self.remote.set_port(self.config.nat_t_port);
@@ -265,6 +270,7 @@ impl SaCore {
                 response: bytes.to_vec(),
             },
             child_spi_in: spi_in,
+            peer_hashes: authdata::peer_hashes(&msg.payloads),
         }));
         self.send_auth_request(now, rng);
     }
@@ -308,6 +314,35 @@ fn error_reply(
         flags: Flags::new(false, true),
         message_id: MessageId(0),
         payloads: vec![Payload::Notify(n)],
+    };
+    Transmit {
+        from: to,
+        to: from,
+        bytes: reply.encode().unwrap_or_default(),
+        non_esp_marker: marker,
+    }
+}
+
+/// The stateless answer to an IKE_SA_INIT request with an unknown critical payload of type
+/// `payload_type` (RFC 7296 section 2.5): `N(UNSUPPORTED_CRITICAL_PAYLOAD)` with the type as
+/// data, zero responder SPI.
+pub(crate) fn critical_reply(
+    header: &codec::Header,
+    from: SocketAddr,
+    to: SocketAddr,
+    marker: bool,
+    payload_type: u8,
+) -> Transmit {
+    let reply = Message {
+        initiator_spi: header.initiator_spi,
+        responder_spi: Spi::ZERO,
+        exchange_type: ExchangeType::IkeSaInit,
+        flags: Flags::new(false, true),
+        message_id: MessageId(0),
+        payloads: vec![Payload::Notify(Notify::new(
+            NotifyType::UnsupportedCriticalPayload,
+            vec![payload_type],
+        ))],
     };
     Transmit {
         from: to,
@@ -388,6 +423,7 @@ pub(crate) fn respond_init(
     if found.supported {
         payloads.extend(nat::notifies(msg.initiator_spi, spi_r, to, from, fake));
     }
+    payloads.extend(authdata::hash_notify(&config.auth));
     let reply = Message {
         initiator_spi: msg.initiator_spi,
         responder_spi: spi_r,
@@ -406,6 +442,7 @@ pub(crate) fn respond_init(
     core.remote = from;
     core.encap = via_nat_t;
     core.nat_detected = found.any() || core.config.force_encap;
+    core.behind_nat = found.local_behind;
     info!(spi_i = %core.spi_i, spi_r = %spi_r, %from, nat = core.nat_detected,
         "answered IKE_SA_INIT");
     core.state = State::InitReplied(Box::new(InitReplied {
@@ -414,6 +451,7 @@ pub(crate) fn respond_init(
             request: bytes.to_vec(),
             response: response.clone(),
         },
+        peer_hashes: authdata::peer_hashes(&msg.payloads),
     }));
     core.cache_and_send(bytes, response);
     InitOutcome::Created(Box::new(core))

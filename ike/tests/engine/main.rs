@@ -3,8 +3,10 @@
 
 mod harness;
 mod hostile;
+mod keepalive_critical;
 mod mutation;
 mod rekey;
+mod sigauth;
 
 use std::net::Ipv4Addr;
 use std::time::Duration;
@@ -96,7 +98,7 @@ fn psk_handshake_aes_cbc_hmac_and_modp2048() {
 #[test]
 fn wrong_psk_fails_authentication_without_child_sa() {
     let mut b = config_b();
-    b.psk = vpn_ike::Psk::new(b"another secret".to_vec());
+    b.auth = vpn_ike::Auth::Psk(vpn_ike::Psk::new(b"another secret".to_vec()));
     let mut net = Net::new(config_a(), b);
     net.start();
     assert!(installed(&net.a_events).is_empty());

@@ -17,6 +17,7 @@ use vpn_ike_crypto::{ike_cipher::EncrAlgorithm, keys::EspKeys};
 use crate::datapath::{
     sa_table::Lifetime,
     static_tunnels::{EncapsulationSpec, StaticTunnel},
+    tunnels::RoutePlan,
 };
 
 /// Why a negotiated CHILD_SA cannot go into the datapath.
@@ -40,10 +41,33 @@ pub enum ChildSaError {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TunnelSettings {
     pub name: String,
-    /// Routes into the tunnel when its selectors are 0.0.0.0/0 (route-based, AWS style).
-    pub routes: Vec<Ipv4Net>,
+    /// `[[route]]`s into the tunnel, with their priority (lower wins).
+    pub routes: Vec<(Ipv4Net, u32)>,
+    /// The configured remote selectors of a policy tunnel (empty when route-based): where its
+    /// traffic is dropped while it is down.
+    pub remote_selectors: Vec<Ipv4Net>,
     pub mtu: u16,
     pub mss: u16,
+}
+
+/// Routes for tunnels given as (name, up, candidate prefixes with priorities): each prefix goes
+/// to the tunnel with the lowest priority among those up (active/standby pairs fail over and
+/// back by priority), or nowhere (`None`: dropped) while none is.
+pub fn choose_routes<'a>(
+    tunnels: impl IntoIterator<Item = (&'a str, bool, Vec<(Ipv4Net, u32)>)>,
+) -> RoutePlan {
+    let mut best: std::collections::BTreeMap<Ipv4Net, Option<(u32, &str)>> = Default::default();
+    for (name, up, candidates) in tunnels {
+        for (prefix, priority) in candidates {
+            let entry = best.entry(prefix).or_insert(None);
+            if up && entry.is_none_or(|(p, _)| priority < p) {
+                *entry = Some((priority, name));
+            }
+        }
+    }
+    best.into_iter()
+        .map(|(prefix, b)| (prefix, b.map(|(_, name)| name.to_owned())))
+        .collect()
 }
 
 /// One negotiated CHILD_SA, ready for the datapath.
@@ -59,6 +83,13 @@ struct Child {
     outbound: SaParams,
     /// The inbound SPI of the CHILD_SA this one replaces (a rekey).
     replaces: Option<u32>,
+}
+
+impl Child {
+    /// 0.0.0.0/0 selectors: routing alone picks the tunnel (AWS style).
+    fn route_based(&self) -> bool {
+        self.remote_ts.contains(&Ipv4Net::default())
+    }
 }
 
 /// The CHILD_SAs of one tunnel.
@@ -127,16 +158,11 @@ impl TunnelSas {
         self.children.retain(|c| c.spi_in != spi_in);
     }
 
-    /// The tunnel as the datapath should run it now; `None` without a CHILD_SA.
+    /// The tunnel as the datapath should run it now; `None` without a CHILD_SA. A route-based
+    /// tunnel's routes are not in it: [`TunnelSas::route_candidates`] gives them.
     pub fn wanted(&self) -> Option<StaticTunnel> {
         let sending = self.sender()?;
-        let any = Ipv4Net::default();
-        let route_based = sending.remote_ts.contains(&any);
-        let remote_prefixes = if route_based {
-            self.settings.routes.clone()
-        } else {
-            sending.remote_ts.clone()
-        };
+        let route_based = sending.route_based();
         Some(StaticTunnel {
             name: self.settings.name.clone(),
             local_address: sending.local,
@@ -151,7 +177,11 @@ impl TunnelSas {
             } else {
                 sending.local_ts.clone()
             },
-            remote_prefixes,
+            remote_prefixes: if route_based {
+                Vec::new()
+            } else {
+                sending.remote_ts.clone()
+            },
             route_based,
             mtu: self.settings.mtu,
             mss: self.settings.mss,
@@ -160,6 +190,28 @@ impl TunnelSas {
             outbound: sending.outbound.clone(),
             inbound: self.children.iter().map(|c| c.inbound.clone()).collect(),
         })
+    }
+
+    /// Whether the tunnel has a CHILD_SA to send with.
+    pub fn is_up(&self) -> bool {
+        self.sender().is_some()
+    }
+
+    /// The prefixes this tunnel can carry, with their priority: the configured routes, and a
+    /// policy tunnel's selectors (the negotiated ones while it is up).
+    pub fn route_candidates(&self) -> Vec<(Ipv4Net, u32)> {
+        let mut candidates = self.settings.routes.clone();
+        let selectors = match self.sender() {
+            Some(c) if c.route_based() => Vec::new(),
+            Some(c) => c.remote_ts.clone(),
+            None => self.settings.remote_selectors.clone(),
+        };
+        for prefix in selectors {
+            if !candidates.iter().any(|(p, _)| *p == prefix) {
+                candidates.push((prefix, vpn_config::DEFAULT_ROUTE_PRIORITY));
+            }
+        }
+        candidates
     }
 
     /// The CHILD_SA that sends: the newest one that is not waiting for its predecessor's
@@ -313,7 +365,8 @@ mod tests {
     fn settings() -> TunnelSettings {
         TunnelSettings {
             name: "aws-t1".into(),
-            routes: vec!["10.0.0.0/16".parse().unwrap()],
+            routes: vec![("10.0.0.0/16".parse().unwrap(), 100)],
+            remote_selectors: Vec::new(),
             mtu: 1399,
             mss: 1379,
         }
@@ -351,8 +404,51 @@ mod tests {
             .unwrap();
         let t = sas.wanted().unwrap();
         assert!(t.route_based);
-        assert_eq!(t.remote_prefixes, settings().routes);
-        assert!(t.local_prefixes.is_empty());
+        assert!(t.remote_prefixes.is_empty() && t.local_prefixes.is_empty());
+        assert_eq!(sas.route_candidates(), settings().routes);
+    }
+
+    #[test]
+    fn routes_go_to_the_preferred_tunnel_that_is_up_or_nowhere() {
+        let net = |s: &str| s.parse::<Ipv4Net>().unwrap();
+        let both = |p1, p2| {
+            vec![
+                ("t1", true, vec![(net("10.0.0.0/16"), p1)]),
+                ("t2", true, vec![(net("10.0.0.0/16"), p2)]),
+            ]
+        };
+        let plan = choose_routes(both(100, 200));
+        assert_eq!(plan[&net("10.0.0.0/16")].as_deref(), Some("t1"));
+        let plan = choose_routes(both(300, 200));
+        assert_eq!(plan[&net("10.0.0.0/16")].as_deref(), Some("t2"));
+        // The active one is down: the standby carries the prefix.
+        let mut down = both(100, 200);
+        down[0].1 = false;
+        assert_eq!(
+            choose_routes(down.clone())[&net("10.0.0.0/16")].as_deref(),
+            Some("t2")
+        );
+        // Both down: the prefix stays routed, to nothing (dropped, never in the clear).
+        down[1].1 = false;
+        assert_eq!(choose_routes(down)[&net("10.0.0.0/16")], None);
+    }
+
+    #[test]
+    fn a_policy_tunnel_that_is_down_still_claims_its_configured_selectors() {
+        let mut s = settings();
+        s.routes.clear();
+        s.remote_selectors = vec!["10.2.0.0/24".parse().unwrap()];
+        let mut sas = TunnelSas::new(s);
+        assert_eq!(
+            sas.route_candidates(),
+            [("10.2.0.0/24".parse().unwrap(), 100)]
+        );
+        sas.installed(&child(0x100, 0x200, ts([10, 2, 0, 0], [10, 2, 0, 127])))
+            .unwrap();
+        assert_eq!(
+            sas.route_candidates(),
+            [("10.2.0.0/25".parse().unwrap(), 100)]
+        );
     }
 
     #[test]

@@ -23,10 +23,21 @@ use anyhow::Context as _;
 use vpn_config::Startup;
 use vpn_ike::{ChildSaInstalled, Event, Listener, Transmit, codec::Spi};
 
-use super::peer_config::TunnelPeer;
+use super::{
+    ike_report::{IkeReport, IkeSaReport},
+    peer_config::TunnelPeer,
+};
+use crate::instance::write_private_json;
 
 /// The longest the thread sleeps without looking at the stop flag.
 const IDLE: Duration = Duration::from_millis(50);
+
+/// First and longest wait before a tunnel that initiates tries again after its IKE SA failed.
+const RETRY_FIRST: Duration = Duration::from_secs(2);
+const RETRY_MAX: Duration = Duration::from_secs(60);
+
+/// How often the SAs' state is published when nothing happens.
+const REPORT_EVERY: Duration = Duration::from_secs(1);
 
 /// How long the thread waits for the main loop to apply its events before sending anyway.
 const APPLY_WAIT: Duration = Duration::from_secs(2);
@@ -110,7 +121,13 @@ impl rand_core::TryRng for OsRng {
 impl rand_core::TryCryptoRng for OsRng {}
 
 impl IkeDriver {
-    pub fn start(wan: Ipv4Addr, peers: Vec<TunnelPeer>) -> anyhow::Result<Self> {
+    /// Starts the engine for `peers` on the WAN address `wan`; the SAs' state is published to
+    /// `report` (for `vpn-agent status`).
+    pub fn start(
+        wan: Ipv4Addr,
+        peers: Vec<TunnelPeer>,
+        report: std::path::PathBuf,
+    ) -> anyhow::Result<Self> {
         let ike = UdpSocket::bind((wan, 500)).with_context(|| format!("binding {wan}:500"))?;
         let nat_t = UdpSocket::bind((wan, 4500)).with_context(|| format!("binding {wan}:4500"))?;
         for s in [&ike, &nat_t] {
@@ -120,6 +137,20 @@ impl IkeDriver {
         let names: BTreeMap<IpAddr, String> = peers
             .iter()
             .map(|p| (p.config.remote_addr.ip(), p.tunnel.clone()))
+            .collect();
+        let initiating: BTreeMap<String, Retry> = peers
+            .iter()
+            .filter(|p| p.startup == Startup::Initiate)
+            .map(|p| {
+                (
+                    p.tunnel.clone(),
+                    Retry {
+                        config: p.config.clone(),
+                        at: None,
+                        wait: RETRY_FIRST,
+                    },
+                )
+            })
             .collect();
         let mut listener = Listener::new(peers.iter().map(|p| p.config.clone()).collect(), rng)
             .context("configuring the IKE engine")?;
@@ -151,6 +182,10 @@ impl IkeDriver {
                     sender,
                     sent: 0,
                     progress: shared,
+                    established: BTreeMap::new(),
+                    report,
+                    reported: Instant::now(),
+                    initiating,
                 };
                 while !flag.load(Ordering::Relaxed) {
                     io.turn();
@@ -206,6 +241,22 @@ struct Io {
     /// Events sent so far.
     sent: u64,
     progress: Arc<Progress>,
+    /// When each IKE SA (by our SPI) was established.
+    established: BTreeMap<[u8; 8], std::time::SystemTime>,
+    /// Where the SAs' state is published, and when it last was.
+    report: std::path::PathBuf,
+    reported: Instant,
+    /// Tunnels that initiate, by name: they try again, with back-off, while they have no IKE
+    /// SA (a production tunnel must come back when its peer does, however long it was away).
+    initiating: BTreeMap<String, Retry>,
+}
+
+/// When an initiating tunnel next tries to connect.
+struct Retry {
+    config: vpn_ike::PeerConfig,
+    /// `None`: connected or connecting.
+    at: Option<Instant>,
+    wait: Duration,
 }
 
 impl Io {
@@ -244,6 +295,7 @@ impl Io {
             }
         }
         self.listener.handle_timeout(Instant::now());
+        self.retry(Instant::now());
         let before = self.sent;
         while let Some(e) = self.listener.poll_event() {
             self.forward(e.local_spi, e.event);
@@ -254,6 +306,71 @@ impl Io {
         }
         while let Some(t) = self.listener.poll_transmit() {
             self.send(&t);
+        }
+        if self.sent != before || self.reported.elapsed() >= REPORT_EVERY {
+            self.publish();
+        }
+    }
+
+    /// Initiating tunnels without an IKE SA (it failed, timed out or was deleted, and no DPD
+    /// restart made a new one) connect again after a back-off.
+    fn retry(&mut self, now: Instant) {
+        let live: Vec<IpAddr> = self
+            .listener
+            .sa_info()
+            .iter()
+            .filter(|sa| sa.state != vpn_ike::SaState::Closed)
+            .map(|sa| sa.remote.ip())
+            .collect();
+        for (name, r) in &mut self.initiating {
+            let connected = live.contains(&r.config.remote_addr.ip());
+            match r.at {
+                None if !connected => {
+                    r.at = Some(now + r.wait);
+                    tracing::info!(tunnel = %name, after = ?r.wait, "no IKE SA: will initiate again");
+                    r.wait = (r.wait * 2).min(RETRY_MAX);
+                }
+                Some(at) if now >= at => {
+                    r.at = None;
+                    if connected {
+                        continue;
+                    }
+                    match self.listener.connect(now, r.config.clone()) {
+                        Ok(_) => {
+                            tracing::info!(tunnel = %name, peer = %r.config.remote_addr, "initiating IKE again")
+                        }
+                        Err(err) => {
+                            tracing::warn!(tunnel = %name, error = %err, "initiating IKE again")
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Writes the IKE and CHILD SAs for `vpn-agent status`.
+    fn publish(&mut self) {
+        self.reported = Instant::now();
+        let mut report = IkeReport::default();
+        for sa in self.listener.sa_info() {
+            let local = if sa.initiator { sa.spi_i } else { sa.spi_r };
+            let tunnel = self
+                .names
+                .get(&sa.remote.ip())
+                .or_else(|| self.spis.get(&local.0))
+                .cloned()
+                .unwrap_or_else(|| sa.remote.ip().to_string());
+            let established = self.established.get(&local.0).copied();
+            report
+                .ike_sas
+                .push(IkeSaReport::new(tunnel, &sa, established));
+        }
+        report.ike_sas.sort_by(|a, b| a.tunnel.cmp(&b.tunnel));
+        let live: Vec<[u8; 8]> = self.listener.sa_spis().iter().map(|s| s.0).collect();
+        self.established.retain(|spi, _| live.contains(spi));
+        if let Err(err) = write_private_json(&self.report, &report) {
+            tracing::warn!(error = %err, "could not publish the IKE SAs");
         }
     }
 
@@ -279,7 +396,11 @@ impl Io {
     fn forward(&mut self, spi: Spi, event: Event) {
         let event = match event {
             Event::IkeSaEstablished { remote_addr, .. } => {
+                self.established.insert(spi.0, std::time::SystemTime::now());
                 if let Some(tunnel) = self.tunnel_of(spi, Some(remote_addr)) {
+                    if let Some(r) = self.initiating.get_mut(&tunnel) {
+                        r.wait = RETRY_FIRST;
+                    }
                     tracing::info!(%tunnel, peer = %remote_addr, "IKE SA established");
                 }
                 return;

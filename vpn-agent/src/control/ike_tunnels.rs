@@ -4,14 +4,14 @@
 use std::{collections::BTreeMap, net::Ipv4Addr};
 
 use anyhow::Context as _;
-use vpn_config::{AuthMethod, Config};
+use vpn_config::{Config, TrafficMode};
 
 use super::{
-    child_sa::{TunnelSas, TunnelSettings},
+    child_sa::{TunnelSas, TunnelSettings, choose_routes},
     ike_driver::{DriverEvent, IkeDriver},
     peer_config::peer_config,
 };
-use crate::datapath::static_tunnels::StaticTunnel;
+use crate::datapath::{static_tunnels::StaticTunnel, tunnels::RoutePlan};
 
 pub struct IkeTunnels {
     driver: IkeDriver,
@@ -19,20 +19,14 @@ pub struct IkeTunnels {
 }
 
 impl IkeTunnels {
-    /// Starts IKE for every PSK tunnel of `config` on the WAN address `wan`; `None` when the
-    /// configuration has none.
-    pub fn start(config: &Config, wan: Ipv4Addr) -> anyhow::Result<Option<Self>> {
-        let wanted: Vec<_> = config
-            .tunnels
-            .iter()
-            .filter(|t| {
-                let psk = t.auth.method == AuthMethod::Psk;
-                if !psk {
-                    tracing::warn!(tunnel = %t.name, "key authentication is not supported by the IKE engine yet: tunnel skipped");
-                }
-                psk
-            })
-            .collect();
+    /// Starts IKE for every tunnel of `config` (PSK or key authentication) on the WAN address
+    /// `wan`; `None` when the configuration has none.
+    pub fn start(
+        config: &Config,
+        wan: Ipv4Addr,
+        report: std::path::PathBuf,
+    ) -> anyhow::Result<Option<Self>> {
+        let wanted: Vec<_> = config.tunnels.iter().collect();
         if wanted.is_empty() {
             return Ok(None);
         }
@@ -42,30 +36,37 @@ impl IkeTunnels {
         let mut peers = Vec::new();
         let mut tunnels = BTreeMap::new();
         for tunnel in wanted {
-            let psk = secrets
-                .tunnel(&tunnel.name)
-                .with_context(|| format!("tunnel {}: no pre-shared key", tunnel.name))?;
-            peers.push(peer_config(&config.router, tunnel, wan.into(), psk)?);
+            // The PSK or the PEM private key (read from its mode-0600 file).
+            let secret = secrets.tunnel(&tunnel.name).with_context(|| {
+                format!("tunnel {}: no pre-shared key or private key", tunnel.name)
+            })?;
+            peers.push(peer_config(&config.router, tunnel, wan.into(), secret)?);
+            let v4 = |net: &ipnet::IpNet| match net {
+                ipnet::IpNet::V4(v4) => Some(*v4),
+                ipnet::IpNet::V6(_) => None,
+            };
             let routes = config
                 .routes
                 .iter()
                 .filter(|r| r.tunnel == tunnel.name)
-                .filter_map(|r| match r.prefix {
-                    ipnet::IpNet::V4(v4) => Some(v4),
-                    ipnet::IpNet::V6(_) => None,
-                })
+                .filter_map(|r| v4(&r.prefix).map(|p| (p, r.priority)))
                 .collect();
+            let remote_selectors = match &tunnel.traffic {
+                TrafficMode::Policy { remote, .. } => remote.iter().filter_map(v4).collect(),
+                TrafficMode::Route { .. } => Vec::new(),
+            };
             tunnels.insert(
                 tunnel.name.clone(),
                 TunnelSas::new(TunnelSettings {
                     name: tunnel.name.clone(),
                     routes,
+                    remote_selectors,
                     mtu: tunnel.mtu,
                     mss: tunnel.mss,
                 }),
             );
         }
-        let driver = IkeDriver::start(wan, peers)?;
+        let driver = IkeDriver::start(wan, peers, report)?;
         Ok(Some(IkeTunnels { driver, tunnels }))
     }
 
@@ -112,6 +113,15 @@ impl IkeTunnels {
     /// Notified when the engine has news for [`IkeTunnels::poll`].
     pub fn wake(&self) -> std::sync::Arc<tokio::sync::Notify> {
         self.driver.wake()
+    }
+
+    /// Where each prefix of the tunnels goes ([`choose_routes`]).
+    pub fn routes(&self) -> RoutePlan {
+        choose_routes(
+            self.tunnels
+                .iter()
+                .map(|(name, sas)| (name.as_str(), sas.is_up(), sas.route_candidates())),
+        )
     }
 
     /// The tunnels with a CHILD_SA, as the datapath should run them.

@@ -2,5 +2,6 @@
 
 pub mod child_sa;
 pub mod ike_driver;
+pub mod ike_report;
 pub mod ike_tunnels;
 pub mod peer_config;

@@ -1,7 +1,14 @@
 //! One resolved [`vpn_config::Tunnel`] (with the router's identity, the run-time WAN address
-//! and the tunnel's resolved PSK) as the IKE engine's [`vpn_ike::PeerConfig`].
+//! and the tunnel's resolved secret: a PSK or a PEM private key) as the IKE engine's
+//! [`vpn_ike::PeerConfig`].
 //!
 //! Mapping rules:
+//! * authentication: `psk` as the engine's PSK; `rsa` / `ecdsa` / `ed25519` as a private key
+//!   (PEM: PKCS#8, PKCS#1 or SEC1, already read from its mode-0600 file by
+//!   `Config::resolve_secrets`) that must be of the configured type, and the peer's public
+//!   key read from `tunnel.peer_public_key` (PEM SPKI or PKCS#1, or an `rsasigkey` `0s...`
+//!   value). We sign with RFC 7427 (RSA-PSS, ECDSA, Ed25519) when the peer announces a usable
+//!   hash, RSA keys otherwise with auth method 1 (seed 004's raw RSA keys);
 //! * addresses: ours is the WAN address given at run time, the peer's is `tunnel.peer`, both
 //!   on port 500 (NAT-T on 4500);
 //! * identities: ours is `router.identity`, else `router.wan_public_address` (1:1 NAT, as the
@@ -12,15 +19,20 @@
 //!   §3.3), in the order of their first cipher; an algorithm the engine lacks is an error
 //!   naming the tunnel, the proposal and the algorithm;
 //! * selectors: the policy prefixes, or the `0.0.0.0/0` (`::/0`) pair of route-based tunnels;
-//! * lifetimes, DPD, force_encap and the replay window as configured (fuzz percent / 100).
+//! * lifetimes, DPD, force_encap and the replay window as configured (fuzz percent / 100);
+//!   NAT-keepalives every 20 s while behind a NAT (RFC 3948 section 2.3).
 //!
 //! What `PeerConfig` has no field for (startup, NAT-T enable, RFC 7383 fragmentation) is
 //! returned next to it in [`TunnelPeer`]. The result is checked with
-//! [`PeerConfig::validate`]. Neither the result's `Debug` nor any error shows the PSK.
+//! [`PeerConfig::validate`]. Neither the result's `Debug` nor any error shows the PSK or the
+//! private key.
 
 #![allow(dead_code)] // wired into the IKE driver next
 
+use std::io::Read as _;
 use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use ipnet::IpNet;
 use vpn_config::{
@@ -28,20 +40,24 @@ use vpn_config::{
     Startup, Tunnel,
 };
 use vpn_ike::PeerConfig;
+use vpn_ike::config::{Auth, KeyAuth, SignatureMode};
 use vpn_ike::config::{
     DpdAction as IkeDpdAction, DpdConfig, EspProposal, IKE_PORT, Identity as IkeIdentity,
-    IkeProposal, Lifetimes as IkeLifetimes, NAT_T_PORT, Psk, RetransmitConfig, TrafficSelector,
+    IkeProposal, Lifetimes as IkeLifetimes, NAT_KEEPALIVE_INTERVAL, NAT_T_PORT, Psk,
+    RetransmitConfig, TrafficSelector,
 };
 use vpn_ike_crypto::PrfAlgorithm;
+use vpn_ike_crypto::auth::{RsaPadding, SigningKey, VerifyingKey};
 use vpn_ike_crypto::dh::DhGroup as IkeDh;
 use vpn_ike_crypto::ike_cipher::{EncrAlgorithm, IntegAlgorithm};
+use vpn_ike_crypto::keyfile::KeyKind;
 
 /// A tunnel ready for the IKE engine.
 #[derive(Debug, Clone)]
 pub struct TunnelPeer {
     /// The tunnel's name in the configuration.
     pub tunnel: String,
-    /// The engine's configuration (its `psk` prints as `Psk([REDACTED])`).
+    /// The engine's configuration (its PSK or private key prints as `[REDACTED]`).
     pub config: PeerConfig,
     /// Initiate at start (and after a DPD restart), or only respond.
     pub startup: Startup,
@@ -86,12 +102,30 @@ pub enum PeerConfigError {
     },
     #[error("tunnel `{tunnel}`: IKEv1 is not supported by the IKE engine (IKEv2 only)")]
     IkeV1 { tunnel: String },
-    #[error(
-        "tunnel `{tunnel}`: {method:?} authentication is not supported by the IKE engine (pre-shared keys only)"
-    )]
-    UnsupportedAuth { tunnel: String, method: AuthMethod },
     #[error("tunnel `{tunnel}`: the pre-shared key is empty")]
     EmptyPsk { tunnel: String },
+    /// The private key does not parse (the reason names the check, never key material).
+    #[error("tunnel `{tunnel}`: unusable private key: {reason}")]
+    PrivateKey {
+        tunnel: String,
+        reason: &'static str,
+    },
+    #[error(
+        "tunnel `{tunnel}`: {method:?} authentication configured, but the private key is {key}"
+    )]
+    KeyType {
+        tunnel: String,
+        method: AuthMethod,
+        key: KeyKind,
+    },
+    #[error("tunnel `{tunnel}`: key authentication needs peer_public_key")]
+    NoPeerPublicKey { tunnel: String },
+    #[error("tunnel `{tunnel}`: peer public key {}: {reason}", path.display())]
+    PeerPublicKey {
+        tunnel: String,
+        path: PathBuf,
+        reason: String,
+    },
     #[error(
         "tunnel `{tunnel}`: the local WAN address {local} and the peer {peer} are of different address families"
     )]
@@ -108,28 +142,101 @@ pub enum PeerConfigError {
     },
 }
 
+/// Largest public key file read (an RSA-8192 SPKI PEM is under 2 KiB).
+const MAX_PUBLIC_KEY_FILE: u64 = 64 * 1024;
+
+/// Reads the peer's public key file (public: no permission check, but a regular file of
+/// sane size).
+fn peer_public_key(tunnel: &Tunnel) -> Result<VerifyingKey, PeerConfigError> {
+    let path: &Path =
+        tunnel
+            .peer_public_key
+            .as_deref()
+            .ok_or_else(|| PeerConfigError::NoPeerPublicKey {
+                tunnel: tunnel.name.clone(),
+            })?;
+    let error = |reason: String| PeerConfigError::PeerPublicKey {
+        tunnel: tunnel.name.clone(),
+        path: path.to_path_buf(),
+        reason,
+    };
+    let file = std::fs::File::open(path).map_err(|e| error(e.to_string()))?;
+    let meta = file.metadata().map_err(|e| error(e.to_string()))?;
+    if !meta.is_file() {
+        return Err(error("not a regular file".into()));
+    }
+    let mut text = Vec::new();
+    file.take(MAX_PUBLIC_KEY_FILE + 1)
+        .read_to_end(&mut text)
+        .map_err(|e| error(e.to_string()))?;
+    if text.len() as u64 > MAX_PUBLIC_KEY_FILE {
+        return Err(error(format!("larger than {MAX_PUBLIC_KEY_FILE} bytes")));
+    }
+    VerifyingKey::from_pem(&text).map_err(|e| error(e.to_string()))
+}
+
+/// Checks that a key tunnel's private key parses and fits its method and that the peer's
+/// public key file loads (`vpn-agent validate --secrets`); PSK tunnels pass when non-empty.
+pub fn check_keys(tunnel: &Tunnel, secret: &Secret) -> Result<(), PeerConfigError> {
+    auth(tunnel, secret).map(|_| ())
+}
+
+/// The engine's authentication for `tunnel` with its resolved `secret`.
+fn auth(tunnel: &Tunnel, secret: &Secret) -> Result<Auth, PeerConfigError> {
+    let name = || tunnel.name.clone();
+    let method = tunnel.auth.method;
+    if method == AuthMethod::Psk {
+        if secret.is_empty() {
+            return Err(PeerConfigError::EmptyPsk { tunnel: name() });
+        }
+        return Ok(Auth::Psk(Psk::new(secret.expose().to_vec())));
+    }
+    let key = SigningKey::from_pem(secret.expose()).map_err(|e| PeerConfigError::PrivateKey {
+        tunnel: name(),
+        reason: match e {
+            vpn_ike_crypto::auth::AuthError::InvalidKey(reason) => reason,
+            _ => "cannot be used",
+        },
+    })?;
+    let fits = matches!(
+        (method, key.kind()),
+        (AuthMethod::Rsa, KeyKind::Rsa(_))
+            | (AuthMethod::Ecdsa, KeyKind::EcdsaP256 | KeyKind::EcdsaP384)
+            | (AuthMethod::Ed25519, KeyKind::Ed25519)
+    );
+    if !fits {
+        return Err(PeerConfigError::KeyType {
+            tunnel: name(),
+            method,
+            key: key.kind(),
+        });
+    }
+    Ok(Auth::PublicKey(Box::new(KeyAuth {
+        local_key: Arc::new(key),
+        peer_key: peer_public_key(tunnel)?,
+        // RFC 7427 with RSA-PSS when the peer announces SHA2-256; RSA keys fall back to
+        // method 1 for peers that do not (seed 004's strongSwan `rsasigkey` setups).
+        mode: SignatureMode::DigitalSignature {
+            rsa: RsaPadding::Pss,
+        },
+    })))
+}
+
 /// Maps `tunnel` (of a configuration whose `[router]` is `router`) to the engine's
-/// configuration. `wan_addr` is the WAN interface's address at run time; `psk` is the tunnel's
-/// resolved secret (`Config::resolve_secrets()?.tunnel(&tunnel.name)`).
+/// configuration. `wan_addr` is the WAN interface's address at run time; `secret` is the
+/// tunnel's resolved PSK or private key (`Config::resolve_secrets()?.tunnel(&tunnel.name)`).
+/// With key authentication, the peer's public key file is read here.
 pub fn peer_config(
     router: &Router,
     tunnel: &Tunnel,
     wan_addr: IpAddr,
-    psk: &Secret,
+    secret: &Secret,
 ) -> Result<TunnelPeer, PeerConfigError> {
     let name = || tunnel.name.clone();
     if tunnel.ike_version == IkeVersion::V1 {
         return Err(PeerConfigError::IkeV1 { tunnel: name() });
     }
-    if tunnel.auth.method != AuthMethod::Psk {
-        return Err(PeerConfigError::UnsupportedAuth {
-            tunnel: name(),
-            method: tunnel.auth.method,
-        });
-    }
-    if psk.is_empty() {
-        return Err(PeerConfigError::EmptyPsk { tunnel: name() });
-    }
+    let auth = auth(tunnel, secret)?;
     if wan_addr.is_ipv4() != tunnel.peer.is_ipv4() {
         return Err(PeerConfigError::AddressFamily {
             tunnel: name(),
@@ -160,7 +267,7 @@ pub fn peer_config(
         nat_t_port: NAT_T_PORT,
         local_id,
         remote_id: Some(identity(&tunnel.remote_identity)),
-        psk: Psk::new(psk.expose().to_vec()),
+        auth,
         ike_proposals,
         esp_proposals,
         local_ts: local_ts.iter().map(selector).collect(),
@@ -184,6 +291,7 @@ pub fn peer_config(
         force_encap: tunnel.force_encap,
         replay_window: tunnel.replay_window,
         initial_contact: true,
+        nat_keepalive: Some(NAT_KEEPALIVE_INTERVAL),
     };
     config
         .validate()
@@ -386,6 +494,12 @@ mod tests {
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../config")
     }
 
+    /// A key file of the IKE crypto crate's test keys.
+    fn test_key(name: &str) -> String {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../ike-crypto/tests/keys");
+        fs::read_to_string(dir.join(name)).unwrap()
+    }
+
     /// The PSK written for a secret file or variable: AWS-valid and different per source.
     fn psk_for(source: &str) -> String {
         let clean: String = source.chars().filter(char::is_ascii_alphanumeric).collect();
@@ -398,17 +512,29 @@ mod tests {
     fn load(text: &str, origin: &str, tmp: &Path) -> (Config, Secrets) {
         let text = text.replace("/etc/vpn/", &format!("{}/", tmp.display()));
         let mut c = Config::from_str(&text, origin).unwrap_or_else(|e| panic!("{e}"));
+        // Key tunnels get a test key of their method and the peer's public key.
+        for t in &c.tunnels {
+            if let Some(p) = &t.peer_public_key {
+                fs::create_dir_all(p.parent().unwrap()).unwrap();
+                fs::write(p, test_key("rsa2048.spki.pem")).unwrap();
+            }
+        }
         let refs = c
             .tunnels
             .iter_mut()
-            .map(|t| &mut t.auth.secret)
-            .chain(c.router.auth.iter_mut().map(|a| &mut a.secret));
-        for r in refs {
+            .map(|t| (t.auth.method, &mut t.auth.secret))
+            .chain(c.router.auth.iter_mut().map(|a| (a.method, &mut a.secret)));
+        for (method, r) in refs {
             let path = match &r.source {
                 SecretSource::File(p) => p.clone(),
                 SecretSource::Env(var) => tmp.join(format!("env-{var}")),
             };
-            let content = psk_for(&r.source.to_string());
+            let content = match method {
+                AuthMethod::Psk => psk_for(&r.source.to_string()),
+                AuthMethod::Rsa => test_key("rsa2048.pkcs8.pem"),
+                AuthMethod::Ecdsa => test_key("p256.pkcs8.pem"),
+                AuthMethod::Ed25519 => test_key("ed25519.pkcs8.pem"),
+            };
             fs::create_dir_all(path.parent().unwrap()).unwrap();
             fs::write(&path, format!("{content}\n")).unwrap();
             fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
@@ -456,7 +582,7 @@ mod tests {
     }
 
     #[test]
-    fn every_example_maps_every_psk_tunnel() {
+    fn every_example_maps_every_tunnel() {
         let mut files: Vec<PathBuf> = fs::read_dir(examples_dir())
             .unwrap()
             .map(|e| e.unwrap().path())
@@ -471,19 +597,7 @@ mod tests {
             let (c, s) = load_example(name, tmp.path());
             for t in &c.tunnels {
                 let what = format!("{name}: {}", t.name);
-                let r = map(&c, &s, &t.name);
-                if t.auth.method != AuthMethod::Psk {
-                    assert_eq!(
-                        r.unwrap_err(),
-                        PeerConfigError::UnsupportedAuth {
-                            tunnel: t.name.clone(),
-                            method: t.auth.method
-                        },
-                        "{what}"
-                    );
-                    continue;
-                }
-                let p = r.unwrap_or_else(|e| panic!("{what}: {e}"));
+                let p = map(&c, &s, &t.name).unwrap_or_else(|e| panic!("{what}: {e}"));
                 mapped += 1;
                 let pc = &p.config;
                 assert_eq!(p.tunnel, t.name);
@@ -498,7 +612,22 @@ mod tests {
                 };
                 assert_eq!(pc.local_id, local_id, "{what}");
                 assert_eq!(pc.remote_id, Some(IkeIdentity::Address(t.peer)), "{what}");
-                assert_eq!(pc.psk.as_bytes(), expected_psk(&c, &t.name), "{what}");
+                match (t.auth.method, &pc.auth) {
+                    (AuthMethod::Psk, Auth::Psk(psk)) => {
+                        assert_eq!(psk.as_bytes(), expected_psk(&c, &t.name), "{what}")
+                    }
+                    (AuthMethod::Rsa, Auth::PublicKey(k)) => {
+                        assert_eq!(k.local_key.kind(), KeyKind::Rsa(2048), "{what}");
+                        assert_eq!(k.peer_key.kind(), KeyKind::Rsa(2048), "{what}");
+                        assert_eq!(
+                            k.mode,
+                            SignatureMode::DigitalSignature {
+                                rsa: RsaPadding::Pss
+                            }
+                        );
+                    }
+                    (m, a) => panic!("{what}: {m:?} mapped to {a:?}"),
+                }
                 // Every config proposal is there: its ciphers, in order, across the engine
                 // proposals it became.
                 let ike_encr: Vec<EncrAlgorithm> = pc
@@ -543,8 +672,8 @@ mod tests {
                 assert_eq!(pc.validate(), Ok(()), "{what}");
             }
         }
-        // aws-two-tunnels 2, aws-gcp-ha 4, onprem 2, vpc-peering 1; the mesh node uses RSA.
-        assert_eq!(mapped, 9);
+        // aws-two-tunnels 2, aws-gcp-ha 4, onprem 2, vpc-peering 1, the mesh node's 2 (RSA).
+        assert_eq!(mapped, 11);
     }
 
     #[test]
@@ -562,7 +691,7 @@ mod tests {
             assert_eq!(pc.local_id, addr("203.0.113.10"));
             assert_eq!(pc.remote_id, Some(addr(peer)));
             assert_eq!(
-                pc.psk.as_bytes(),
+                pc.auth.psk().unwrap().as_bytes(),
                 psk_for(&format!("file {}/psk-{name}", tmp.path().display())).as_bytes()
             );
             // aws-t1 takes the aws profile's four proposals; aws-t2 spells out two (its
@@ -666,7 +795,7 @@ mod tests {
         assert_eq!(pc.dpd.unwrap().action, IkeDpdAction::Restart);
         // The router's default PSK (an environment variable there).
         assert_eq!(
-            pc.psk.as_bytes(),
+            pc.auth.psk().unwrap().as_bytes(),
             psk_for("environment variable VPN_PSK_TUNNEL2").as_bytes()
         );
 
@@ -685,7 +814,7 @@ mod tests {
         assert_eq!(p.config.remote_ts, vec![ts("172.16.168.0/24")]);
         assert_eq!(p.config.lifetimes.ike, Duration::from_secs(4 * 3600));
         assert_eq!(
-            p.config.psk.as_bytes(),
+            p.config.auth.psk().unwrap().as_bytes(),
             psk_for("environment variable VPN_PSK_OFFICE").as_bytes()
         );
 
@@ -870,7 +999,7 @@ selectors = {{ local = ["10.1.0.0/16"], remote = ["10.2.0.0/16"] }}
         let t = c.tunnel("lab").unwrap();
         let secret = s.tunnel("lab").unwrap();
         let ok = peer_config(&c.router, t, WAN, secret).unwrap();
-        assert_eq!(ok.config.psk.as_bytes(), PSK.as_bytes());
+        assert_eq!(ok.config.auth.psk().unwrap().as_bytes(), PSK.as_bytes());
         for shown in [format!("{ok:?}"), format!("{ok:#?}")] {
             assert!(shown.contains("198.51.100.9"), "{shown}");
             assert!(!shown.contains(PSK), "{shown}");
@@ -880,6 +1009,7 @@ selectors = {{ local = ["10.1.0.0/16"], remote = ["10.2.0.0/16"] }}
         let mut v1 = t.clone();
         v1.ike_version = IkeVersion::V1;
         errors.push(peer_config(&c.router, &v1, WAN, secret).unwrap_err());
+        // The PSK given as a private key: the error names the check, not the bytes.
         let mut rsa = t.clone();
         rsa.auth.method = AuthMethod::Rsa;
         errors.push(peer_config(&c.router, &rsa, WAN, secret).unwrap_err());
@@ -905,7 +1035,7 @@ selectors = {{ local = ["10.1.0.0/16"], remote = ["10.2.0.0/16"] }}
             kinds,
             [
                 "IkeV1",
-                "UnsupportedAuth",
+                "PrivateKey",
                 "AddressFamily",
                 "Engine",
                 "UnsupportedAlgorithm",
@@ -925,5 +1055,142 @@ selectors = {{ local = ["10.1.0.0/16"], remote = ["10.2.0.0/16"] }}
             errors[3].to_string(),
             "tunnel `lab`: the IKE engine refuses the configuration: lifetimes.margin out of range"
         );
+    }
+
+    /// A key tunnel: `method_key` (e.g. `ed25519_private_key`) from `private` (a test key,
+    /// written mode `mode`), the peer's key from `public` (written as is).
+    fn key_tunnel(
+        tmp: &Path,
+        method_key: &str,
+        private: &str,
+        mode: u32,
+        public: &[u8],
+    ) -> Result<(Config, Secrets), String> {
+        let key = tmp.join("local.key");
+        fs::write(&key, test_key(private)).unwrap();
+        fs::set_permissions(&key, fs::Permissions::from_mode(mode)).unwrap();
+        let peer = tmp.join("peer.pub");
+        fs::write(&peer, public).unwrap();
+        let text = format!(
+            r#"
+[router]
+name = "unit"
+wan = "eth0"
+lan = ["eth1"]
+
+[[tunnel]]
+name = "mesh"
+peer = "198.51.100.9"
+auth = {{ {method_key} = {{ file = "{}" }} }}
+peer_public_key = "{}"
+selectors = {{ local = ["10.1.0.0/16"], remote = ["10.2.0.0/16"] }}
+"#,
+            key.display(),
+            peer.display()
+        );
+        let c = Config::from_str(&text, "unit.toml").map_err(|e| e.to_string())?;
+        let s = c.resolve_secrets().map_err(|e| e.to_string())?;
+        Ok((c, s))
+    }
+
+    #[test]
+    fn key_tunnels_map_to_signature_authentication() {
+        for (method_key, private, kind) in [
+            ("rsa_private_key", "rsa2048.pkcs1.pem", KeyKind::Rsa(2048)),
+            ("ecdsa_private_key", "p384.pkcs8.pem", KeyKind::EcdsaP384),
+            ("ecdsa_private_key", "p256.sec1.pem", KeyKind::EcdsaP256),
+            ("ed25519_private_key", "ed25519.pkcs8.pem", KeyKind::Ed25519),
+        ] {
+            let tmp = tempfile::tempdir().unwrap();
+            let public = test_key("ed25519.spki.pem");
+            let (c, s) =
+                key_tunnel(tmp.path(), method_key, private, 0o600, public.as_bytes()).unwrap();
+            let p = map(&c, &s, "mesh").unwrap_or_else(|e| panic!("{private}: {e}"));
+            let k = p.config.auth.key().expect("key authentication");
+            assert_eq!(k.local_key.kind(), kind);
+            assert_eq!(k.peer_key.kind(), KeyKind::Ed25519);
+            // The private key is neither in the Debug output nor in any form of the PEM.
+            let shown = format!("{p:?}");
+            assert!(shown.contains("[REDACTED]"), "{shown}");
+            let pem = test_key(private);
+            for line in pem.lines().filter(|l| !l.starts_with("-----")) {
+                assert!(!shown.contains(line), "{private}: {shown}");
+            }
+        }
+    }
+
+    #[test]
+    fn unusable_keys_are_named_errors_without_key_material() {
+        let spki = test_key("rsa2048.spki.pem");
+        // A private key group or others can read is refused when secrets are resolved.
+        let tmp = tempfile::tempdir().unwrap();
+        let err = key_tunnel(
+            tmp.path(),
+            "rsa_private_key",
+            "rsa2048.pkcs8.pem",
+            0o644,
+            spki.as_bytes(),
+        )
+        .unwrap_err();
+        assert!(err.contains("chmod 600"), "{err}");
+
+        let tmp = tempfile::tempdir().unwrap();
+        let (c, s) = key_tunnel(
+            tmp.path(),
+            "rsa_private_key",
+            "ed25519.pkcs8.pem",
+            0o600,
+            spki.as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(
+            map(&c, &s, "mesh").unwrap_err(),
+            PeerConfigError::KeyType {
+                tunnel: "mesh".into(),
+                method: AuthMethod::Rsa,
+                key: KeyKind::Ed25519
+            }
+        );
+
+        for (public, what) in [
+            (&b"not a key"[..], "garbage"),
+            (test_key("p256.pkcs8.pem").as_bytes(), "a private key"),
+        ] {
+            let tmp = tempfile::tempdir().unwrap();
+            let (c, s) = key_tunnel(
+                tmp.path(),
+                "ecdsa_private_key",
+                "p256.pkcs8.pem",
+                0o600,
+                public,
+            )
+            .unwrap();
+            let err = map(&c, &s, "mesh").unwrap_err();
+            assert!(
+                matches!(&err, PeerConfigError::PeerPublicKey { tunnel, .. } if tunnel == "mesh"),
+                "{what}: {err:?}"
+            );
+            let shown = format!("{err} {err:?}");
+            for line in test_key("p256.pkcs8.pem")
+                .lines()
+                .filter(|l| !l.starts_with("-----"))
+            {
+                assert!(!shown.contains(line), "{what}: {shown}");
+            }
+        }
+
+        // The peer's key file is gone.
+        let tmp = tempfile::tempdir().unwrap();
+        let (c, s) = key_tunnel(
+            tmp.path(),
+            "ed25519_private_key",
+            "ed25519.pkcs8.pem",
+            0o600,
+            spki.as_bytes(),
+        )
+        .unwrap();
+        fs::remove_file(tmp.path().join("peer.pub")).unwrap();
+        let err = map(&c, &s, "mesh").unwrap_err();
+        assert!(err.to_string().contains("peer.pub"), "{err}");
     }
 }

@@ -35,6 +35,14 @@ use super::{
     xsk::XskPair,
 };
 
+/// Where routes whose tunnel is down point: a tunnel slot that is never handed out, so it
+/// stays inactive and XDP drops what it routes there (fail closed, never in the clear).
+const BLACKHOLE: u32 = MAX_TUNNELS - 1;
+
+/// Routes into tunnels: the tunnel each prefix goes to, or `None` to drop its traffic (the
+/// configured tunnels for it are all down).
+pub type RoutePlan = BTreeMap<Ipv4Net, Option<String>>;
+
 /// Queue served by the single worker; multi-queue NICs need one worker per queue (to come).
 const QUEUE: u32 = 0;
 /// How long an SA taken out of the maps stays in the worker.
@@ -144,6 +152,10 @@ pub struct TunnelRuntime {
     tunnel_slots: Slots,
     sa_slots: Slots,
     lingering: Vec<Lingering>,
+    /// The LPM route table as written: prefix -> tunnel slot (or [`BLACKHOLE`]).
+    routes: BTreeMap<Ipv4Net, u32>,
+    /// Tunnel slots freed during an [`TunnelRuntime::apply`], reusable after its routes moved.
+    freed: Vec<u32>,
     control: mpsc::Sender<Control>,
     events: mpsc::Receiver<LifetimeEvent>,
     lifetime_events: BTreeMap<String, u64>,
@@ -185,9 +197,11 @@ impl TunnelRuntime {
         let mut runtime = TunnelRuntime {
             tables,
             tunnels: BTreeMap::new(),
-            tunnel_slots: Slots::new(MAX_TUNNELS),
+            tunnel_slots: Slots::new(BLACKHOLE),
             sa_slots: Slots::new(MAX_INBOUND_SAS),
             lingering: Vec::new(),
+            routes: BTreeMap::new(),
+            freed: Vec::new(),
             control,
             events,
             lifetime_events: BTreeMap::new(),
@@ -195,32 +209,82 @@ impl TunnelRuntime {
             worker: Some(handle),
             report,
         };
-        runtime.apply(tunnels, Instant::now())?;
+        let routes = static_routes(&tunnels);
+        runtime.apply(tunnels, &routes, Instant::now())?;
         Ok(runtime)
     }
 
-    /// Brings the datapath to `wanted`: new tunnels are installed, missing ones removed, and
-    /// the SAs of the others updated make-before-break. A tunnel whose addresses, prefixes or
-    /// MTU changed is reinstalled.
-    pub fn apply(&mut self, wanted: Vec<StaticTunnel>, now: Instant) -> anyhow::Result<()> {
-        let names: Vec<String> = self.tunnels.keys().cloned().collect();
-        for name in names {
-            if !wanted.iter().any(|t| t.name == name) {
-                self.uninstall(&name, now)?;
-            }
-        }
+    /// Brings the datapath to `wanted` and its routes to `routes`: new tunnels are installed,
+    /// the SAs of the others updated make-before-break, and a tunnel whose addresses,
+    /// selectors or MTU changed is reinstalled; then every route is pointed at its tunnel (an
+    /// LPM entry is overwritten in place, so a route moving to another tunnel never lets a
+    /// packet pass in the clear); tunnels no longer wanted go last.
+    pub fn apply(
+        &mut self,
+        wanted: Vec<StaticTunnel>,
+        routes: &RoutePlan,
+        now: Instant,
+    ) -> anyhow::Result<()> {
+        let gone: Vec<String> = self
+            .tunnels
+            .keys()
+            .filter(|name| !wanted.iter().any(|t| &t.name == *name))
+            .cloned()
+            .collect();
         for tunnel in wanted {
             match self.tunnels.get(&tunnel.name) {
                 Some(installed) if installed.shape == Shape::of(&tunnel) => {
                     self.update(tunnel, now)?
                 }
                 Some(_) => {
-                    tracing::info!(tunnel = %tunnel.name, "addresses, prefixes or MTU changed: reinstalling");
+                    tracing::info!(tunnel = %tunnel.name, "addresses, selectors or MTU changed: reinstalling");
                     self.uninstall(&tunnel.name, now)?;
                     self.install(tunnel, now)?;
                 }
                 None => self.install(tunnel, now)?,
             }
+        }
+        self.route(routes, &gone)?;
+        for name in gone {
+            self.uninstall(&name, now)?;
+        }
+        // Only now may another tunnel take a freed slot: no route points there any more.
+        for index in self.freed.drain(..) {
+            self.tunnel_slots.give(index);
+        }
+        Ok(())
+    }
+
+    /// Points every prefix of `plan` at its tunnel's slot (or the black hole, also for the
+    /// tunnels about to go) and removes the prefixes it no longer has.
+    fn route(&mut self, plan: &RoutePlan, going: &[String]) -> anyhow::Result<()> {
+        for (prefix, tunnel) in plan {
+            let target = tunnel
+                .as_ref()
+                .filter(|name| !going.contains(name))
+                .and_then(|name| self.tunnels.get(name))
+                .map_or(BLACKHOLE, |t| t.index);
+            if self.routes.get(prefix) != Some(&target) {
+                self.tables.add_route(*prefix, target)?;
+                self.routes.insert(*prefix, target);
+                match tunnel.as_ref().filter(|_| target != BLACKHOLE) {
+                    Some(name) => tracing::info!(%prefix, tunnel = %name, "route into the tunnel"),
+                    None => {
+                        tracing::warn!(%prefix, "no tunnel up for this route: its traffic is dropped")
+                    }
+                }
+            }
+        }
+        let stale: Vec<Ipv4Net> = self
+            .routes
+            .keys()
+            .filter(|p| !plan.contains_key(*p))
+            .copied()
+            .collect();
+        for prefix in stale {
+            self.tables.remove_route(prefix)?;
+            self.routes.remove(&prefix);
+            tracing::info!(%prefix, "route removed");
         }
         Ok(())
     }
@@ -328,9 +392,6 @@ impl TunnelRuntime {
         }
         let outbound = self.add_outbound(&tunnel.name, &shape, tunnel.outbound)?;
         self.write_tunnel(index, &shape, outbound.1, true)?;
-        for prefix in &shape.remote_prefixes {
-            self.tables.add_route(*prefix, index)?;
-        }
         tracing::info!(
             tunnel = %tunnel.name,
             peer = %shape.peer_address,
@@ -399,22 +460,19 @@ impl TunnelRuntime {
         Ok(())
     }
 
-    /// Routes first (nothing new is steered here), then the tunnel and inbound entries; the
+    /// The tunnel and inbound entries (routes still pointing here drop what they steer); the
     /// worker's SAs linger, then go, their keys zeroized as they are dropped.
     fn uninstall(&mut self, name: &str, now: Instant) -> anyhow::Result<()> {
         let Some(t) = self.tunnels.remove(name) else {
             return Ok(());
         };
-        for prefix in &t.shape.remote_prefixes {
-            self.tables.remove_route(*prefix)?;
-        }
         self.write_tunnel(t.index, &t.shape, t.outbound.1, false)?;
         for (spi, slot) in &t.inbound {
             self.tables.remove_inbound(*spi)?;
             self.retire(*slot, now);
         }
         self.retire(t.outbound.1, now);
-        self.tunnel_slots.give(t.index);
+        self.freed.push(t.index);
         tracing::info!(tunnel = %name, "tunnel removed");
         Ok(())
     }
@@ -525,6 +583,9 @@ impl TunnelRuntime {
 
     pub fn stop(mut self) {
         let now = Instant::now();
+        if let Err(err) = self.route(&RoutePlan::new(), &[]) {
+            tracing::warn!(error = %format!("{err:#}"), "removing the tunnel routes");
+        }
         let names: Vec<String> = self.tunnels.keys().cloned().collect();
         for name in names {
             if let Err(err) = self.uninstall(&name, now) {
@@ -538,4 +599,12 @@ impl TunnelRuntime {
             let _ = handle.join();
         }
     }
+}
+
+/// The routes of static tunnels: each one's remote prefixes.
+pub fn static_routes(tunnels: &[StaticTunnel]) -> RoutePlan {
+    tunnels
+        .iter()
+        .flat_map(|t| t.remote_prefixes.iter().map(|p| (*p, Some(t.name.clone()))))
+        .collect()
 }

@@ -77,6 +77,8 @@ pub enum CloseReason {
     PeerError(u16),
     /// A local error (bad configuration, key derivation failure).
     Internal,
+    /// It was rekeyed (RFC 7296 section 2.18): its successor has its CHILD_SAs.
+    Rekeyed,
     /// The peer authenticated a new IKE SA with INITIAL_CONTACT (it restarted), so this
     /// older one is gone on its side (RFC 7296 section 2.4).
     Superseded,

@@ -45,6 +45,7 @@
 
 pub mod codec;
 pub mod config;
+pub mod cookie;
 mod endpoint;
 pub mod events;
 mod exchange;

@@ -18,9 +18,10 @@ use tracing::debug;
 
 use crate::codec::{DecodeError, ExchangeType, Header, Message, Spi};
 use crate::config::{ConfigError, NAT_T_PORT, PeerConfig};
+use crate::cookie::{CookieJar, HalfOpenLimits};
 use crate::events::Event;
-use crate::exchange::init::{InitOutcome, critical_reply, respond_init};
-use crate::sa::{SaCore, SaState};
+use crate::exchange::init::{InitOutcome, cookie_reply, critical_reply, respond_init};
+use crate::sa::{SaCore, SaState, State};
 use crate::stats::{DropReason, Stats};
 use crate::{Transmit, is_nat_keepalive, strip_marker};
 
@@ -45,6 +46,9 @@ pub struct Listener<R> {
     init_rejected: u64,
     transmits: VecDeque<Transmit>,
     events: VecDeque<ListenerEvent>,
+    limits: HalfOpenLimits,
+    /// Made on first use (it needs the time).
+    cookies: Option<CookieJar>,
 }
 
 impl<R> core::fmt::Debug for Listener<R> {
@@ -73,7 +77,69 @@ impl<R: CryptoRng> Listener<R> {
             init_rejected: 0,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
+            limits: HalfOpenLimits::default(),
+            cookies: None,
         })
+    }
+
+    /// When to ask for cookies and when to refuse new half-open SAs.
+    pub fn set_half_open_limits(&mut self, limits: HalfOpenLimits) {
+        self.limits = limits;
+    }
+
+    /// Whether a new IKE_SA_INIT request may create a half-open SA (RFC 7296 section 2.6):
+    /// below the cookie threshold always; above it only with a valid cookie (else a COOKIE
+    /// is sent back); above the maximum never.
+    fn admit(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        to: SocketAddr,
+        msg: &Message,
+        via_nat_t: bool,
+    ) -> bool {
+        let half_open = self
+            .sas
+            .values()
+            .filter(|s| matches!(s.state, State::InitReplied(_)))
+            .count();
+        if half_open >= self.limits.max_half_open {
+            self.stats.half_open_refused += 1;
+            debug!(%from, half_open, "IKE_SA_INIT dropped: too many half-open IKE SAs");
+            return false;
+        }
+        if half_open < self.limits.cookie_threshold {
+            return true;
+        }
+        let ni = msg
+            .payloads
+            .iter()
+            .find_map(|p| match p {
+                crate::codec::Payload::Nonce(n) => Some(n.as_slice()),
+                _ => None,
+            })
+            .unwrap_or_default();
+        let presented = msg.payloads.iter().find_map(|p| match p {
+            crate::codec::Payload::Notify(n)
+                if n.notify_type == crate::codec::NotifyType::Cookie =>
+            {
+                Some(n.data.as_slice())
+            }
+            _ => None,
+        });
+        let rng: &mut dyn CryptoRng = &mut self.rng;
+        let jar = self.cookies.get_or_insert_with(|| CookieJar::new(now, rng));
+        let spi_i = msg.initiator_spi.0;
+        if presented.is_some_and(|c| jar.check(c, ni, from.ip(), &spi_i)) {
+            return true;
+        }
+        let cookie = jar.make(now, &mut self.rng, ni, from.ip(), &spi_i);
+        debug!(%from, half_open, "IKE_SA_INIT answered with a COOKIE");
+        self.stats.cookies_sent += 1;
+        self.stats.sent += 1;
+        self.transmits
+            .push_back(cookie_reply(msg, from, to, via_nat_t, cookie));
+        false
     }
 
     /// Starts an initiator for `config`; returns its SPI.
@@ -184,6 +250,9 @@ impl<R: CryptoRng> Listener<R> {
         else {
             return self.drop_msg(DropReason::NoConfig, "no configuration for peer");
         };
+        if !self.admit(now, from, to, &msg, via_nat_t) {
+            return;
+        }
         match respond_init(config, now, from, to, bytes, &msg, via_nat_t, &mut self.rng) {
             InitOutcome::Created(core) => {
                 let spi = core.local_spi();
@@ -238,6 +307,16 @@ impl<R: CryptoRng> Listener<R> {
     /// Moves datagrams and events out of the SAs and removes closed ones.
     fn collect(&mut self) {
         self.initial_contact();
+        // IKE SAs that replace rekeyed ones (RFC 7296 section 2.18).
+        let successors: Vec<SaCore> = self
+            .sas
+            .values_mut()
+            .filter_map(|sa| sa.successor.take())
+            .map(|b| *b)
+            .collect();
+        for sa in successors {
+            self.sas.insert(sa.local_spi(), sa);
+        }
         let mut closed = Vec::new();
         for (spi, sa) in &mut self.sas {
             self.transmits.extend(sa.transmits.drain(..));

@@ -309,6 +309,46 @@ pub fn select_ike(
     None
 }
 
+/// The responder's choice for a rekeyed IKE SA (RFC 7296 section 2.18): like [`select_ike`],
+/// among proposals that carry the peer's new 8-byte IKE SPI; the response proposal (without
+/// our SPI yet), the algorithms and the peer's SPI.
+pub fn select_ike_rekey(
+    ours: &[IkeProposal],
+    peer: &SecurityAssociation,
+    peer_ke: Option<DhGroup>,
+) -> Option<(codec::Proposal, IkeChosen, [u8; 8])> {
+    for mine in ours {
+        let mut menu = ike_menu(mine);
+        if let Some(g) = peer_ke.filter(|g| mine.dh.contains(g))
+            && let Some((_, dhs)) = menu.iter_mut().find(|(t, _)| *t == T_DH)
+        {
+            dhs.retain(|t| t.id != dh_transform(g).id);
+            dhs.insert(0, dh_transform(g));
+        }
+        for p in peer
+            .proposals
+            .iter()
+            .filter(|p| p.protocol == ProtocolId::Ike)
+        {
+            let Ok(spi) = <[u8; 8]>::try_from(p.spi.as_slice()) else {
+                continue;
+            };
+            if let Some(chosen) = pick(&menu, p, false)
+                && let Some(typed) = typed_ike(&chosen)
+            {
+                let prop = codec::Proposal {
+                    number: p.number,
+                    protocol: ProtocolId::Ike,
+                    spi: Vec::new(),
+                    transforms: chosen,
+                };
+                return Some((prop, typed, spi));
+            }
+        }
+    }
+    None
+}
+
 /// The initiator's check of the responder's IKE SA choice.
 #[must_use]
 pub fn accept_ike(ours: &[IkeProposal], resp: &SecurityAssociation) -> Option<IkeChosen> {

@@ -124,6 +124,8 @@ pub(crate) enum PendingKind {
     DeleteChild(u32),
     /// Rekeying the CHILD_SA with this inbound SPI (CREATE_CHILD_SA).
     RekeyChild(u32),
+    /// Rekeying the IKE SA (CREATE_CHILD_SA, RFC 7296 section 2.18).
+    RekeyIke,
 }
 
 /// Our CHILD_SA rekey in flight (RFC 7296 section 2.8).
@@ -132,6 +134,14 @@ pub(crate) struct ChildRekey {
     pub new_spi_in: u32,
     pub ni: Vec<u8>,
     pub dh: Option<DhPrivateKey>,
+}
+
+/// Our IKE SA rekey in flight (RFC 7296 section 2.18): the new SA's SPI (ours), nonce and
+/// DH key.
+pub(crate) struct IkeRekey {
+    pub spi: Spi,
+    pub ni: Vec<u8>,
+    pub dh: DhPrivateKey,
 }
 
 /// Our outstanding request.
@@ -208,6 +218,13 @@ pub(crate) struct SaCore {
     /// Set when the peer's IKE_AUTH carried INITIAL_CONTACT; the listener then drops the
     /// peer's older IKE SAs.
     pub initial_contact: bool,
+    /// The IKE SA that replaces this one after a rekey, for the listener to take over.
+    pub successor: Option<Box<SaCore>>,
+    /// Our IKE SA rekey in flight, and when the next one is due (set once established).
+    pub ike_rekey: Option<IkeRekey>,
+    pub ike_rekey_at: Option<Instant>,
+    /// Replaced by a rekey: its CHILD_SAs moved on, and its end is no outage.
+    pub rekeyed: bool,
 }
 
 impl SaCore {
@@ -238,6 +255,10 @@ impl SaCore {
             stats: Stats::default(),
             restart_requested: false,
             initial_contact: false,
+            successor: None,
+            ike_rekey: None,
+            ike_rekey_at: None,
+            rekeyed: false,
         }
     }
 
@@ -367,6 +388,11 @@ impl SaCore {
         if self.is_closed() {
             return;
         }
+        let reason = if self.rekeyed {
+            CloseReason::Rekeyed
+        } else {
+            reason
+        };
         for c in std::mem::take(&mut self.children) {
             self.events.push_back(Event::ChildSaDeleted {
                 spi_in: c.spi_in,
@@ -449,7 +475,7 @@ impl SaCore {
         let expected_exchange = match kind {
             PendingKind::Init => ExchangeType::IkeSaInit,
             PendingKind::Auth => ExchangeType::IkeAuth,
-            PendingKind::RekeyChild(_) => ExchangeType::CreateChildSa,
+            PendingKind::RekeyChild(_) | PendingKind::RekeyIke => ExchangeType::CreateChildSa,
             _ => ExchangeType::Informational,
         };
         if msg.exchange_type != expected_exchange {
@@ -471,6 +497,7 @@ impl SaCore {
             PendingKind::RekeyChild(old) => {
                 self.rekey_child_response(now, old, &opened.payloads, rng);
             }
+            PendingKind::RekeyIke => self.rekey_ike_response(now, &opened.payloads, rng),
             _ => self.informational_response(kind, &opened.payloads),
         }
     }
@@ -663,7 +690,8 @@ impl SaCore {
 
     /// Starts queued work and liveness checks when the request window is free.
     pub fn drive(&mut self, now: Instant, rng: &mut dyn CryptoRng) {
-        if self.pending.is_some() || !matches!(self.state, State::Established(_)) {
+        // A rekeyed IKE SA only waits for the peer's DELETE: its successor does the work.
+        if self.pending.is_some() || !matches!(self.state, State::Established(_)) || self.rekeyed {
             return;
         }
         if let Some(op) = self.ops.pop_front() {
@@ -692,6 +720,25 @@ impl SaCore {
             self.send_rekey_child(now, spi, rng);
             return;
         }
+        // The IKE SA's own lifetime (RFC 7296 2.18).
+        let rekey_ike_at = match self.ike_rekey_at {
+            Some(at) => at,
+            None => {
+                let after = self.rekey_after(self.config.lifetimes.ike, rng);
+                let at = now
+                    + if after.is_zero() {
+                        self.config.lifetimes.ike / 2
+                    } else {
+                        after
+                    };
+                self.ike_rekey_at = Some(at);
+                at
+            }
+        };
+        if now >= rekey_ike_at {
+            self.send_rekey_ike(now, rng);
+            return;
+        }
         if let Some(dpd) = self.config.dpd
             && now >= self.last_heard + dpd.delay
         {
@@ -716,14 +763,20 @@ impl SaCore {
         if !matches!(self.state, State::Established(_)) {
             return None;
         }
+        if self.rekeyed {
+            return None;
+        }
         let dpd = self.config.dpd.map(|d| self.last_heard + d.delay);
         let children = self
             .children
             .iter()
             .map(|c| if c.rekeying { c.expire_at } else { c.rekey_at });
+        // Unset until the first drive after establishment: due now, so that it gets set.
+        let ike = Some(self.ike_rekey_at.unwrap_or(self.created));
         dpd.into_iter()
             .chain(self.keepalive_at)
             .chain(children)
+            .chain(ike)
             .min()
     }
 

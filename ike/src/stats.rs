@@ -111,6 +111,10 @@ pub struct Stats {
     pub nat_keepalives_received: u64,
     /// Requests refused with UNSUPPORTED_CRITICAL_PAYLOAD (RFC 7296 section 2.5).
     pub unsupported_critical_payloads: u64,
+    /// IKE_SA_INIT requests answered with a COOKIE only (RFC 7296 section 2.6).
+    pub cookies_sent: u64,
+    /// IKE_SA_INIT requests dropped above the half-open limit.
+    pub half_open_refused: u64,
 }
 
 impl Stats {
@@ -138,6 +142,8 @@ impl Stats {
         self.received += other.received;
         self.sent += other.sent;
         self.retransmissions += other.retransmissions;
+        self.cookies_sent += other.cookies_sent;
+        self.half_open_refused += other.half_open_refused;
         self.duplicate_requests_answered += other.duplicate_requests_answered;
         self.authentication_failures += other.authentication_failures;
         self.nat_keepalives_sent += other.nat_keepalives_sent;

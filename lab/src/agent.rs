@@ -291,6 +291,8 @@ pub struct IkeSnapshot {
 #[derive(Clone, Debug, Deserialize)]
 pub struct IkeSaSnapshot {
     pub tunnel: String,
+    pub spi_i: String,
+    pub spi_r: String,
     /// CONNECTING, ESTABLISHED, DELETING.
     pub state: String,
     pub initiator: bool,

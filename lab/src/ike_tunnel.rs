@@ -141,13 +141,26 @@ impl IkeTunnelFiles {
         router: Node,
         agent_bin: &Path,
     ) -> anyhow::Result<AgentProcess> {
+        self.start_agent_with(lab, router, agent_bin, &[])
+    }
+
+    /// Like [`IkeTunnelFiles::start_agent`], with more `vpn-agent run` arguments.
+    pub fn start_agent_with(
+        &self,
+        lab: &Lab,
+        router: Node,
+        agent_bin: &Path,
+        extra: &[&str],
+    ) -> anyhow::Result<AgentProcess> {
         let file = match router {
             Node::RouterA => &self.router_a,
             Node::RouterB => &self.router_b,
             other => anyhow::bail!("{} runs no agent", other.name()),
         };
         let file = file.to_string_lossy();
-        AgentProcess::start_bare(lab, router, agent_bin, &["--config", &file])
+        let mut args = vec!["--config", &file];
+        args.extend_from_slice(extra);
+        AgentProcess::start_bare(lab, router, agent_bin, &args)
     }
 
     /// Starts the responder (router-b), then the initiator (router-a).

@@ -251,6 +251,8 @@ pub struct Connection {
     pub dpd_action: DpdAction,
     /// IKE_SA `rekey_time`; `None` keeps strongSwan's default (4 h).
     pub ike_rekey_time: Option<Duration>,
+    /// IKE_SA `over_time` (hard lifetime beyond the rekey time); `None`: 10 % of `rekey_time`.
+    pub ike_over_time: Option<Duration>,
     /// CHILD_SA `rekey_time`; `None` keeps strongSwan's default (1 h).
     pub child_rekey_time: Option<Duration>,
 }
@@ -287,6 +289,7 @@ impl Connection {
             dpd_delay: None,
             dpd_action: DpdAction::Clear,
             ike_rekey_time: None,
+            ike_over_time: None,
             child_rekey_time: None,
         }
     }
@@ -350,6 +353,9 @@ impl Connection {
         }
         if let Some(t) = self.ike_rekey_time {
             let _ = writeln!(s, "    rekey_time = {}s", t.as_secs());
+        }
+        if let Some(t) = self.ike_over_time {
+            let _ = writeln!(s, "    over_time = {}s", t.as_secs());
         }
         match &self.pubkey {
             None => {

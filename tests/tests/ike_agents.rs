@@ -285,3 +285,57 @@ fn an_initiator_tries_again_until_its_peer_accepts() -> anyhow::Result<()> {
     b.stop()?;
     lab.down()
 }
+
+/// router-a's IKE SA lives 10 s (rekeyed 4 s before its end): it rekeys the IKE SA about
+/// three times under a 2000 packet/s stream. The CHILD_SAs move to each new IKE SA untouched,
+/// so not a packet is lost, and both routers end with one IKE SA, not the first one.
+#[test]
+fn ike_sa_rekeys_lose_no_packet() -> anyhow::Result<()> {
+    const RATE_PER_SECOND: u64 = 2000;
+    let _turn = exclusive();
+    let lab = Lab::up(LabSpec::default())?;
+    let files = IkeTunnelFiles::write_each(
+        lab.id(),
+        &IkeOptions::default(),
+        "lifetimes = { ike = 10, child = \"1h\", rekey_margin = 4, rekey_fuzz = 0 }",
+        "lifetimes = { ike = \"1h\", child = \"2h\", rekey_margin = 60, rekey_fuzz = 0 }",
+    )?;
+    let (a, b) = files.start_agents(&lab, &agent_bin()?)?;
+    wait_negotiated(&a, &b)?;
+    let ike_spi = |s: &StatusSnapshot| {
+        s.ike
+            .as_ref()
+            .map(|i| {
+                i.ike_sas
+                    .iter()
+                    .map(|sa| sa.spi_i.clone())
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default()
+    };
+    let first = ike_spi(&a.status()?);
+    let child = spis(&a.status()?);
+
+    let (stream, ()) = numbered_stream(&lab, RATE_PER_SECOND, Duration::from_secs(16), || Ok(()))?;
+    eprintln!("sent {}, missing {}", stream.sent, stream.missing.len());
+    assert!(
+        stream.missing.is_empty(),
+        "lost during the IKE SA rekeys: {:?}\n{}",
+        stream.missing,
+        a.log()
+    );
+    let rekeys = a.log().matches("IKE SA rekeyed").count();
+    assert!(rekeys >= 2, "{rekeys} IKE SA rekeys:\n{}", a.log());
+    for agent in [&a, &b] {
+        let s = agent.status()?;
+        let now = ike_spi(&s);
+        assert_eq!(now.len(), 1, "{:?}\n{}", s.ike, agent.log());
+        assert_ne!(now, first, "{}", agent.log());
+    }
+    assert_eq!(spis(&a.status()?), child, "the CHILD_SA changed");
+    assert!(!a.log().contains("IKE SA down") && !b.log().contains("IKE SA down"));
+
+    a.stop()?;
+    b.stop()?;
+    lab.down()
+}

@@ -33,6 +33,16 @@ fn agent_config(
     psk: &Psk,
     startup: &str,
 ) -> anyhow::Result<std::path::PathBuf> {
+    agent_config_with(dir, psk, startup, "")
+}
+
+/// Like [`agent_config`], with more TOML lines for the tunnel.
+fn agent_config_with(
+    dir: &std::path::Path,
+    psk: &Psk,
+    startup: &str,
+    extra: &str,
+) -> anyhow::Result<std::path::PathBuf> {
     use std::os::unix::fs::PermissionsExt as _;
     let psk_file = dir.join("psk");
     std::fs::write(&psk_file, &psk.0)?;
@@ -48,7 +58,7 @@ fn agent_config(
              force_encap = true\n\
              ike_proposals = [\"aes256gcm16-prfsha256-modp2048\"]\n\
              esp_proposals = [\"aes256gcm16\"]\n\
-             startup = \"{startup}\"\n\n[sysctl]\nmanage = false\n",
+             startup = \"{startup}\"\n{extra}\n\n[sysctl]\nmanage = false\n",
             peer = addr::ROUTER_B_WAN,
             psk = psk_file.display(),
             a = addr::SITE_A,
@@ -241,4 +251,160 @@ fn agent_initiates_to_strongswan_and_carries_traffic() -> anyhow::Result<()> {
 #[test]
 fn strongswan_initiates_to_the_agent_and_traffic_flows() -> anyhow::Result<()> {
     negotiate(Initiator::StrongSwan)
+}
+
+/// strongSwan rekeys the IKE SA (RFC 7296 2.18) after 5 s and the CHILD_SA after 12 s: the
+/// agent answers the IKE SA rekey, its CHILD_SA carries on untouched, and the later CHILD_SA
+/// rekey, whose keys come from the new IKE SA's SK_d, carries traffic too.
+#[test]
+fn strongswan_rekeys_the_ike_sa_and_the_tunnel_carries_on() -> anyhow::Result<()> {
+    let lab = Lab::up(LabSpec::default())?;
+    let psk = Psk(format!("lab-psk-{}", lab.id()).into_bytes());
+    let charon = Charon::start(&lab, Node::RouterB)?;
+    let (_, mut responder) = Connection::lab_pair(&psk);
+    responder.encap = true;
+    responder.ike_rekey_time = Some(Duration::from_secs(5));
+    // Far from the hard limit, which strongSwan would otherwise hit during the rekey.
+    responder.ike_over_time = Some(Duration::from_secs(120));
+    responder.child_rekey_time = Some(Duration::from_secs(12));
+    charon.load(&[responder])?;
+    let dir = tempfile::tempdir()?;
+    let config = agent_config(dir.path(), &psk, "initiate")?;
+    let config = config.to_string_lossy().into_owned();
+    let agent =
+        AgentProcess::start_bare(&lab, Node::RouterA, &agent_bin()?, &["--config", &config])?;
+    let first = charon.wait_installed("net", Duration::from_secs(20))?;
+    check_spis(&agent, &first)?;
+    let ike_spi = |charon: &Charon| -> anyhow::Result<Option<String>> {
+        Ok(charon
+            .list_sas()?
+            .into_iter()
+            .find(|sa| sa.state == "ESTABLISHED")
+            .and_then(|sa| sa.fields.get("initiator-spi").cloned()))
+    };
+    let original = ike_spi(&charon)?;
+
+    // The IKE SA rekey (strongSwan starts it after 5 s, give or take its jitter).
+    let rekeyed = poll_until(
+        Duration::from_secs(15),
+        || ike_spi(&charon),
+        |spi| spi.is_some() && *spi != original,
+    )?;
+    assert!(
+        rekeyed.is_some() && rekeyed != original,
+        "strongSwan did not rekey the IKE SA:\n{}\n{}",
+        charon.log(),
+        agent.log()
+    );
+    assert_eq!(
+        ping(&lab, Node::HostA, addr::HOST_B, 3)?,
+        3,
+        "{}",
+        agent.log()
+    );
+    // Our side: one IKE SA (the new one) holding the CHILD_SA, which did not change.
+    let s = poll_until(
+        Duration::from_secs(5),
+        || agent.status(),
+        |s| s.ike.as_ref().is_some_and(|i| i.ike_sas.len() == 1),
+    )?;
+    let ike = s.ike.as_ref().expect("IKE SAs in status");
+    assert_eq!(ike.ike_sas.len(), 1, "{ike:?}\n{}", agent.log());
+    assert_eq!(ike.ike_sas[0].child_sas.len(), 1, "{ike:?}");
+    assert_eq!(ike.ike_sas[0].child_sas[0].spi_in, first.spi_out, "{ike:?}");
+
+    // The CHILD_SA rekey on the new IKE SA (after 12 s): new SPIs, traffic flows.
+    let second = poll_until(
+        Duration::from_secs(20),
+        || charon.installed_child("net"),
+        |c| c.as_ref().is_some_and(|c| c.spi_in != first.spi_in),
+    )?
+    .ok_or_else(|| anyhow::anyhow!("no CHILD_SA after the rekey:\n{}", charon.log()))?;
+    assert_ne!(second.spi_in, first.spi_in, "{}", charon.log());
+    poll_until(
+        Duration::from_secs(5),
+        || agent.status(),
+        |s| {
+            s.worker
+                .as_ref()
+                .is_some_and(|w| w.sas.iter().any(|sa| sa.spi == second.spi_in))
+        },
+    )?;
+    assert_eq!(
+        ping(&lab, Node::HostA, addr::HOST_B, 3)?,
+        3,
+        "{}",
+        agent.log()
+    );
+    assert!(
+        !agent.log().contains("IKE SA down"),
+        "the tunnel went down:\n{}",
+        agent.log()
+    );
+
+    agent.stop()?;
+    charon.stop()?;
+    lab.down()
+}
+
+/// The agent rekeys the IKE SA itself (its IKE lifetime is 12 s, rekeyed 4 s before) with
+/// strongSwan as responder: strongSwan takes the new IKE SA, the old one is deleted, and the
+/// CHILD_SA carries on.
+#[test]
+fn agent_rekeys_the_ike_sa_with_strongswan() -> anyhow::Result<()> {
+    let lab = Lab::up(LabSpec::default())?;
+    let psk = Psk(format!("lab-psk-{}", lab.id()).into_bytes());
+    let charon = Charon::start(&lab, Node::RouterB)?;
+    let (_, mut responder) = Connection::lab_pair(&psk);
+    responder.encap = true;
+    charon.load(&[responder])?;
+    let dir = tempfile::tempdir()?;
+    let config = agent_config_with(
+        dir.path(),
+        &psk,
+        "initiate",
+        "lifetimes = { ike = 12, child = \"1h\", rekey_margin = 4, rekey_fuzz = 0 }",
+    )?;
+    let config = config.to_string_lossy().into_owned();
+    let agent =
+        AgentProcess::start_bare(&lab, Node::RouterA, &agent_bin()?, &["--config", &config])?;
+    let first = charon.wait_installed("net", Duration::from_secs(20))?;
+    check_spis(&agent, &first)?;
+    let ike_spis = |charon: &Charon| -> anyhow::Result<Vec<String>> {
+        Ok(charon
+            .list_sas()?
+            .into_iter()
+            .filter(|sa| sa.state == "ESTABLISHED")
+            .filter_map(|sa| sa.fields.get("initiator-spi").cloned())
+            .collect())
+    };
+    let original = ike_spis(&charon)?;
+    assert_eq!(original.len(), 1, "{original:?}");
+    let after = poll_until(
+        Duration::from_secs(20),
+        || ike_spis(&charon),
+        |spis| spis.len() == 1 && *spis != original,
+    )?;
+    assert!(
+        after.len() == 1 && after != original,
+        "no IKE SA rekey: {after:?}\n{}\n{}",
+        agent.log(),
+        charon.log()
+    );
+    assert!(agent.log().contains("IKE SA rekeyed"), "{}", agent.log());
+    // The CHILD_SA was inherited, not renegotiated.
+    let child = charon
+        .installed_child("net")?
+        .ok_or_else(|| anyhow::anyhow!("no CHILD_SA:\n{}", charon.log()))?;
+    assert_eq!(child.spi_in, first.spi_in, "{}", charon.log());
+    assert_eq!(
+        ping(&lab, Node::HostA, addr::HOST_B, 3)?,
+        3,
+        "{}",
+        agent.log()
+    );
+
+    agent.stop()?;
+    charon.stop()?;
+    lab.down()
 }

@@ -14,6 +14,9 @@
 //!   unreachable about a reply reaches host-b's socket (quote translated outbound);
 //! - that a TTL-1 packet is answered by router-a itself, untranslated.
 //!
+//! The counters the XDP run leaves are checked in `vpn-agent status` and in the Prometheus
+//! metrics.
+//!
 //! Source ports differ on purpose: the kernel keeps the host's port when it is free, the XDP
 //! NAT allocates from above `ip_local_port_range` (61000-65535 here) so that it never takes a
 //! port the router's own stack could pick. The test checks each side's choice separately.
@@ -39,6 +42,8 @@ const UDP_PORT: u16 = 7008;
 const CLOSED_PORT: u16 = 7009;
 /// Bounds every wait for a packet; nothing is asserted about how long anything takes.
 const WAIT: Duration = Duration::from_secs(5);
+/// Where the agent serves Prometheus metrics, inside router-a.
+const METRICS: &str = "127.0.0.1:9469";
 /// The XDP NAT's range with the kernel's default ip_local_port_range (32768-60999).
 const XDP_PORTS: std::ops::RangeInclusive<u16> = 61000..=65535;
 
@@ -150,7 +155,7 @@ fn xdp_masquerade_matches_the_kernels() -> anyhow::Result<()> {
         &lab,
         Node::RouterA,
         &agent_bin()?,
-        &["--config", &config.to_string_lossy()],
+        &["--config", &config.to_string_lossy(), "--metrics", METRICS],
     )?;
     let nft = lab.exec(Node::RouterA, "nft", &["list", "ruleset"])?;
     assert!(
@@ -218,6 +223,22 @@ fn xdp_masquerade_matches_the_kernels() -> anyhow::Result<()> {
     );
     assert!(nat.flows >= 4, "{table}");
     assert!(table.contains("NAT:"), "{table}");
+    // Prometheus sees the table size and the events too.
+    let metrics = scrape_metrics(&lab)?;
+    let sample = |prefix: &str| -> Option<f64> {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(prefix))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+    };
+    assert!(
+        sample("vpn_nat_flows").is_some_and(|v| v >= 4.0),
+        "{metrics}"
+    );
+    assert!(
+        sample("vpn_nat_events_total{event=\"new_flows\"}").is_some_and(|v| v >= 4.0),
+        "{metrics}"
+    );
 
     // The WAN address goes away: the agent's sweep forgets every flow translated to it (as
     // MASQUERADE does), and the rule waits for an address.
@@ -336,6 +357,21 @@ fn decrypted_tunnel_traffic_is_masqueraded_into_the_peered_vpc() -> anyhow::Resu
     assert!(status.nat.event("reverse_translated") > 0, "{table}");
     assert!(status.nat.event("icmp_error_translated") > 0, "{table}");
     lab.down()
+}
+
+/// `GET /metrics` on the agent's metrics port inside router-a.
+fn scrape_metrics(lab: &Lab) -> anyhow::Result<String> {
+    lab.run_in(Node::RouterA, || {
+        let mut stream = TcpStream::connect(METRICS)?;
+        stream.set_read_timeout(Some(WAIT))?;
+        write!(
+            stream,
+            "GET /metrics HTTP/1.1\r\nHost: {METRICS}\r\nConnection: close\r\n\r\n"
+        )?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response)?;
+        Ok(response)
+    })
 }
 
 fn wait_for_rules(agent: &AgentProcess) -> anyhow::Result<()> {

@@ -23,6 +23,20 @@ pub enum Command {
     Status(StatusArgs),
     /// Check a configuration file; every problem is reported as FILE:LINE:COLUMN: FIELD: REASON.
     Validate(ValidateArgs),
+    /// List the IKE and CHILD SAs of a running instance (like `swanctl --list-sas`).
+    ListSas(StatusArgs),
+    /// Negotiate a configured tunnel now (and bring it back after failures again).
+    Initiate(TunnelArgs),
+    /// Delete a tunnel's SAs and keep it down until `initiate`.
+    Terminate(TunnelArgs),
+    /// Re-read the static tunnels of a running instance (SIGHUP).
+    Reload(InstanceOnly),
+    /// Convert a strongSwan ipsec.conf/ipsec.secrets or an AWS generic configuration text
+    /// into this format; what cannot be carried over is reported on stderr.
+    Import {
+        #[command(subcommand)]
+        command: crate::import::ImportCommand,
+    },
     /// Full-mesh inventories (seed 004).
     Mesh {
         #[command(subcommand)]
@@ -53,8 +67,8 @@ pub struct ValidateArgs {
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Router configuration (TOML, see `vpn-agent validate`): interfaces and sysctl policy
-    /// are taken from it (the tunnels it describes need the IKE control plane, to come).
+    /// Router configuration (TOML, see `vpn-agent validate`): interfaces, sysctl policy, and
+    /// the tunnels, negotiated with IKEv2.
     #[arg(long, value_name = "FILE")]
     pub config: Option<std::path::PathBuf>,
     /// Internet-facing interface (IKE and ESP arrive here); overrides the configuration's.
@@ -68,6 +82,9 @@ pub struct RunArgs {
     /// Static-key tunnels to run (TOML; keys in root-only files). Needs a LAN interface.
     #[arg(long, value_name = "FILE")]
     pub static_tunnels: Option<std::path::PathBuf>,
+    /// Serve Prometheus metrics on this local address (e.g. 127.0.0.1:9469), path /metrics.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub metrics: Option<std::net::SocketAddr>,
     /// How to attach XDP: in the driver (native), or in the generic network stack.
     #[arg(long, value_enum, default_value_t = XdpAttachMode::Native)]
     pub xdp_mode: XdpAttachMode,
@@ -80,6 +97,20 @@ pub struct StatusArgs {
     /// Print JSON for scripts instead of a table.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TunnelArgs {
+    /// The tunnel's name in the configuration.
+    pub name: String,
+    #[command(flatten)]
+    pub instance: InstanceArg,
+}
+
+#[derive(Debug, Args)]
+pub struct InstanceOnly {
+    #[command(flatten)]
+    pub instance: InstanceArg,
 }
 
 #[derive(Debug, Args)]

@@ -7,7 +7,7 @@ use vpn_common::InterfaceRole;
 use crate::{
     bpffs,
     cli::RunArgs,
-    control::ike_tunnels::IkeTunnels,
+    control::{ike_tunnels::IkeTunnels, socket::ControlSocket},
     datapath::{
         loader::{AttachRequest, Datapath, remove_pins},
         nat::{NatRuntime, worker_path::WorkerNat},
@@ -15,6 +15,7 @@ use crate::{
         tunnels::{TunnelRuntime, static_routes},
     },
     instance::{PIN_ROOT, RuntimeState, create_private_dir, write_private_json},
+    metrics::MetricsServer,
     system::sysctl::{self, AppliedSysctls, Drift},
 };
 
@@ -107,10 +108,21 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         sysctls: None,
         nat: None,
         state_stored: false,
+        metrics: None,
+        control: None,
     };
     if let Err(err) = parts.start(name, config.as_ref(), static_tunnels.clone(), &requests) {
         let _ = parts.shutdown(name);
         return Err(err);
+    }
+    if let Some(listen) = args.metrics {
+        match MetricsServer::start(listen, name) {
+            Ok(server) => parts.metrics = Some(server),
+            Err(err) => {
+                let _ = parts.shutdown(name);
+                return Err(err);
+            }
+        }
     }
     tracing::info!(instance = %name, pin_dir = %pin_dir.display(), "datapath ready");
 
@@ -181,6 +193,8 @@ struct Running {
     sysctls: Option<AppliedSysctls>,
     nat: Option<NatRuntime>,
     state_stored: bool,
+    metrics: Option<MetricsServer>,
+    control: Option<ControlSocket>,
 }
 
 impl Running {
@@ -200,6 +214,10 @@ impl Running {
         if let Some(config) = config.filter(|_| ike_wanted) {
             let wan = wan_ipv4(&requests[0].ifname).context("starting IKE")?;
             self.ike = IkeTunnels::start(config, wan, name.ike_file()).context("starting IKE")?;
+            if let Some(ike) = &self.ike {
+                let socket = ControlSocket::start(&name.control_socket(), ike.commander())?;
+                self.control = Some(socket);
+            }
         }
         RuntimeState {
             instance: name.to_string(),
@@ -231,6 +249,12 @@ impl Running {
     }
 
     fn shutdown(self, name: &crate::instance::InstanceName) -> anyhow::Result<()> {
+        if let Some(control) = self.control {
+            control.stop();
+        }
+        if let Some(metrics) = self.metrics {
+            metrics.stop();
+        }
         if let Some(ike) = self.ike {
             ike.stop();
         }

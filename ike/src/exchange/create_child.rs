@@ -7,7 +7,9 @@
 //! make-before-break: the new pair is installed (its event names the old inbound SPI), then
 //! the rekey initiator deletes the old pair with an INFORMATIONAL DELETE.
 //!
-//! Not yet: IKE SA rekeying (answered with NO_ADDITIONAL_SAS), the simultaneous-rekey
+//! A request with an IKE proposal rekeys the IKE SA ([`super::rekey_ike`]).
+//!
+//! Not yet: starting an IKE SA rekey ourselves, the simultaneous-rekey
 //! collision rules of section 2.8.1, and retrying our rekey after INVALID_KE_PAYLOAD (the
 //! old CHILD_SA is then left to expire).
 
@@ -233,8 +235,7 @@ impl SaCore {
             return respond(self, vec![notify(NotifyType::InvalidSyntax, vec![])], rng);
         };
         if sa.proposals.iter().any(|p| p.protocol == ProtocolId::Ike) {
-            info!("peer wants to rekey the IKE SA: not supported yet");
-            return respond(self, vec![notify(NotifyType::NoAdditionalSas, vec![])], rng);
+            return self.rekey_ike_request(now, request, sa, ni, ke, rng);
         }
         let (Some(ni), Some(tsi), Some(tsr)) = (ni, tsi, tsr) else {
             return respond(self, vec![notify(NotifyType::InvalidSyntax, vec![])], rng);

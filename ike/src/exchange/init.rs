@@ -352,6 +352,30 @@ pub(crate) fn critical_reply(
     }
 }
 
+/// The stateless `N(COOKIE)` answer to an IKE_SA_INIT request (RFC 7296 section 2.6).
+pub(crate) fn cookie_reply(
+    request: &Message,
+    from: SocketAddr,
+    to: SocketAddr,
+    marker: bool,
+    cookie: Vec<u8>,
+) -> Transmit {
+    let reply = Message {
+        initiator_spi: request.initiator_spi,
+        responder_spi: Spi::ZERO,
+        exchange_type: ExchangeType::IkeSaInit,
+        flags: Flags::new(false, true),
+        message_id: MessageId(0),
+        payloads: vec![Payload::Notify(Notify::new(NotifyType::Cookie, cookie))],
+    };
+    Transmit {
+        from: to,
+        to: from,
+        bytes: reply.encode().unwrap_or_default(),
+        non_esp_marker: marker,
+    }
+}
+
 /// The responder's handling of an IKE_SA_INIT request (already checked to be one: request,
 /// I flag, message ID 0, zero responder SPI).
 #[allow(clippy::too_many_arguments)]

@@ -1,6 +1,7 @@
 //! The sans-IO engine end to end: an initiator and a responder wired back to back in memory
 //! with a fake clock (see `harness.rs`).
 
+mod cookies;
 mod harness;
 mod hostile;
 mod keepalive_critical;

@@ -24,7 +24,8 @@ use vpn_config::Startup;
 use vpn_ike::{ChildSaInstalled, Event, Listener, Transmit, codec::Spi};
 
 use super::{
-    ike_report::{IkeReport, IkeSaReport},
+    commands::{CommandRequest, CommandResult, TunnelCommand},
+    ike_report::{IkeReport, IkeSaReport, TunnelEvents},
     peer_config::TunnelPeer,
 };
 use crate::instance::write_private_json;
@@ -67,6 +68,7 @@ pub struct IkeDriver {
     /// Events taken from `events` so far.
     taken: u64,
     progress: Arc<Progress>,
+    commands: mpsc::Sender<CommandRequest>,
 }
 
 /// How far the main loop got with the driver's events, and how it is woken for new ones.
@@ -138,6 +140,10 @@ impl IkeDriver {
             .iter()
             .map(|p| (p.config.remote_addr.ip(), p.tunnel.clone()))
             .collect();
+        let configs: BTreeMap<String, vpn_ike::PeerConfig> = peers
+            .iter()
+            .map(|p| (p.tunnel.clone(), p.config.clone()))
+            .collect();
         let initiating: BTreeMap<String, Retry> = peers
             .iter()
             .filter(|p| p.startup == Startup::Initiate)
@@ -148,6 +154,7 @@ impl IkeDriver {
                         config: p.config.clone(),
                         at: None,
                         wait: RETRY_FIRST,
+                        paused: false,
                     },
                 )
             })
@@ -162,6 +169,7 @@ impl IkeDriver {
             tracing::info!(tunnel = %peer.tunnel, peer = %peer.config.remote_addr, "initiating IKE");
         }
         let (sender, events) = mpsc::channel();
+        let (command_sender, commands) = mpsc::channel();
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
         let progress = Arc::new(Progress {
@@ -186,6 +194,9 @@ impl IkeDriver {
                     report,
                     reported: Instant::now(),
                     initiating,
+                    events: BTreeMap::new(),
+                    configs,
+                    commands,
                 };
                 while !flag.load(Ordering::Relaxed) {
                     io.turn();
@@ -198,7 +209,13 @@ impl IkeDriver {
             events,
             taken: 0,
             progress,
+            commands: command_sender,
         })
+    }
+
+    /// Where operator commands go (the control socket).
+    pub fn commander(&self) -> mpsc::Sender<CommandRequest> {
+        self.commands.clone()
     }
 
     /// Notified whenever events are waiting in [`IkeDriver::try_event`].
@@ -246,6 +263,11 @@ struct Io {
     /// Where the SAs' state is published, and when it last was.
     report: std::path::PathBuf,
     reported: Instant,
+    /// Rekeys and IKE SA ends per tunnel, for status and metrics.
+    events: BTreeMap<String, TunnelEvents>,
+    /// Every tunnel's engine configuration, by name (for operator commands).
+    configs: BTreeMap<String, vpn_ike::PeerConfig>,
+    commands: mpsc::Receiver<CommandRequest>,
     /// Tunnels that initiate, by name: they try again, with back-off, while they have no IKE
     /// SA (a production tunnel must come back when its peer does, however long it was away).
     initiating: BTreeMap<String, Retry>,
@@ -257,6 +279,8 @@ struct Retry {
     /// `None`: connected or connecting.
     at: Option<Instant>,
     wait: Duration,
+    /// Terminated by the operator: stays down until initiated again.
+    paused: bool,
 }
 
 impl Io {
@@ -295,6 +319,10 @@ impl Io {
             }
         }
         self.listener.handle_timeout(Instant::now());
+        while let Ok(request) = self.commands.try_recv() {
+            let result = self.execute(&request.command, Instant::now());
+            let _ = request.reply.send(result);
+        }
         self.retry(Instant::now());
         let before = self.sent;
         while let Some(e) = self.listener.poll_event() {
@@ -322,7 +350,7 @@ impl Io {
             .filter(|sa| sa.state != vpn_ike::SaState::Closed)
             .map(|sa| sa.remote.ip())
             .collect();
-        for (name, r) in &mut self.initiating {
+        for (name, r) in self.initiating.iter_mut().filter(|(_, r)| !r.paused) {
             let connected = live.contains(&r.config.remote_addr.ip());
             match r.at {
                 None if !connected => {
@@ -349,10 +377,54 @@ impl Io {
         }
     }
 
+    /// Carries out an operator command.
+    fn execute(&mut self, command: &TunnelCommand, now: Instant) -> CommandResult {
+        let (TunnelCommand::Initiate(name) | TunnelCommand::Terminate(name)) = command;
+        let Some(config) = self.configs.get(name).cloned() else {
+            return Err(format!("no tunnel named {name:?}"));
+        };
+        let peer = config.remote_addr.ip();
+        let live: Vec<Spi> = self
+            .listener
+            .sa_info()
+            .iter()
+            .filter(|sa| sa.remote.ip() == peer && sa.state != vpn_ike::SaState::Closed)
+            .map(|sa| if sa.initiator { sa.spi_i } else { sa.spi_r })
+            .collect();
+        match command {
+            TunnelCommand::Initiate(_) => {
+                if let Some(r) = self.initiating.get_mut(name) {
+                    r.paused = false;
+                    r.wait = RETRY_FIRST;
+                }
+                if !live.is_empty() {
+                    return Ok(format!("{name} has an IKE SA already"));
+                }
+                self.listener
+                    .connect(now, config)
+                    .map_err(|e| format!("initiating {name}: {e}"))?;
+                Ok(format!("initiating {name}"))
+            }
+            TunnelCommand::Terminate(_) => {
+                if let Some(r) = self.initiating.get_mut(name) {
+                    r.paused = true;
+                    r.at = None;
+                }
+                for spi in &live {
+                    self.listener.close(now, *spi);
+                }
+                Ok(format!("terminating {name}: {} IKE SA(s)", live.len()))
+            }
+        }
+    }
+
     /// Writes the IKE and CHILD SAs for `vpn-agent status`.
     fn publish(&mut self) {
         self.reported = Instant::now();
-        let mut report = IkeReport::default();
+        let mut report = IkeReport {
+            tunnels: self.events.clone(),
+            ..IkeReport::default()
+        };
         for sa in self.listener.sa_info() {
             let local = if sa.initiator { sa.spi_i } else { sa.spi_r };
             let tunnel = self
@@ -409,6 +481,9 @@ impl Io {
                 let Some(tunnel) = self.tunnel_of(spi, Some(child.remote_addr)) else {
                     return;
                 };
+                if child.rekeyed_from.is_some() {
+                    self.events.entry(tunnel.clone()).or_default().child_rekeys += 1;
+                }
                 tracing::info!(
                     %tunnel,
                     spi_in = format_args!("{:#010x}", child.spi_in),
@@ -423,11 +498,25 @@ impl Io {
                 };
                 DriverEvent::Deleted { tunnel, spi_in }
             }
+            // Its CHILD_SAs live on in the IKE SA that replaced it.
+            Event::IkeSaClosed {
+                reason: vpn_ike::CloseReason::Rekeyed,
+            } => {
+                tracing::info!(spi = %spi, "rekeyed IKE SA deleted");
+                return;
+            }
             Event::IkeSaClosed { reason } => {
                 let Some(tunnel) = self.tunnel_of(spi, None) else {
                     return;
                 };
                 tracing::warn!(%tunnel, ?reason, "IKE SA closed");
+                *self
+                    .events
+                    .entry(tunnel.clone())
+                    .or_default()
+                    .ike_sa_closed
+                    .entry(format!("{reason:?}"))
+                    .or_default() += 1;
                 DriverEvent::Down {
                     tunnel,
                     reason: format!("{reason:?}"),

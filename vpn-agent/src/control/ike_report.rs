@@ -13,6 +13,18 @@ use vpn_ike::{SaState, config::TrafficSelector, info::IkeSaInfo};
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
 pub struct IkeReport {
     pub ike_sas: Vec<IkeSaReport>,
+    /// Since the agent started, by tunnel.
+    #[serde(default)]
+    pub tunnels: std::collections::BTreeMap<String, TunnelEvents>,
+}
+
+/// What happened to a tunnel's SAs since the agent started.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+pub struct TunnelEvents {
+    /// CHILD_SAs replaced by a rekey.
+    pub child_rekeys: u64,
+    /// IKE SAs that ended, by reason (`DeadPeer` is DPD).
+    pub ike_sa_closed: std::collections::BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -240,6 +252,7 @@ mod tests {
             .unwrap()
             .as_secs();
         let report = IkeReport {
+            tunnels: Default::default(),
             ike_sas: vec![IkeSaReport {
                 tunnel: "to-site-b".into(),
                 state: "ESTABLISHED".into(),

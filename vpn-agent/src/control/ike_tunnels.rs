@@ -110,6 +110,11 @@ impl IkeTunnels {
         self.driver.applied();
     }
 
+    /// Where operator commands go (the control socket).
+    pub fn commander(&self) -> std::sync::mpsc::Sender<super::commands::CommandRequest> {
+        self.driver.commander()
+    }
+
     /// Notified when the engine has news for [`IkeTunnels::poll`].
     pub fn wake(&self) -> std::sync::Arc<tokio::sync::Notify> {
         self.driver.wake()

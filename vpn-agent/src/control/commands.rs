@@ -1,0 +1,23 @@
+//! Operator commands for the IKE thread (`vpn-agent initiate NAME`, `terminate NAME`), sent
+//! over the control socket and answered once the engine has acted on them.
+
+use std::sync::mpsc;
+
+/// What the operator asks of a tunnel.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TunnelCommand {
+    /// Negotiate the tunnel now (and keep it up, if it initiates by configuration).
+    Initiate(String),
+    /// Delete the tunnel's IKE SAs and CHILD_SAs, and do not bring it back until `Initiate`.
+    Terminate(String),
+}
+
+/// The answer to a command: what was done, or why nothing was.
+pub type CommandResult = Result<String, String>;
+
+/// A command with the way back for its answer.
+pub struct CommandRequest {
+    pub command: TunnelCommand,
+    pub reply: mpsc::Sender<CommandResult>,
+}

@@ -10,6 +10,7 @@ use crate::{
     control::{ike_tunnels::IkeTunnels, socket::ControlSocket},
     datapath::{
         loader::{AttachRequest, Datapath, remove_pins},
+        nat::{NatRuntime, worker_path::WorkerNat},
         static_tunnels,
         tunnels::{TunnelRuntime, static_routes},
     },
@@ -105,6 +106,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         tunnels: None,
         ike: None,
         sysctls: None,
+        nat: None,
         state_stored: false,
         metrics: None,
         control: None,
@@ -131,6 +133,9 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     let wake = parts.ike.as_ref().map(IkeTunnels::wake);
     let signal = signals.wait(wake, |occasion| match occasion {
         Occasion::Tick | Occasion::Ike => {
+            if let (Occasion::Tick, Some(nat)) = (occasion, parts.nat.as_mut()) {
+                nat.tick();
+            }
             if let Some(tunnels) = parts.tunnels.as_mut() {
                 if let Some(ike) = parts.ike.as_mut() {
                     if ike.poll() {
@@ -189,13 +194,14 @@ struct Running {
     tunnels: Option<TunnelRuntime>,
     ike: Option<IkeTunnels>,
     sysctls: Option<AppliedSysctls>,
+    nat: Option<NatRuntime>,
     state_stored: bool,
     metrics: Option<MetricsServer>,
     control: Option<ControlSocket>,
 }
 
 impl Running {
-    /// Everything after the datapath: tunnels, IKE, the state file, the sysctl policy.
+    /// Everything after the datapath: tunnels, IKE, the state file, the sysctl policy, NAT.
     fn start(
         &mut self,
         name: &crate::instance::InstanceName,
@@ -233,6 +239,15 @@ impl Running {
                 .context("applying the sysctl policy")?,
             );
         }
+        // NAT masquerade (the configuration's [[nat]] rules).
+        if let Some(config) = config {
+            self.nat =
+                NatRuntime::start(&mut self.datapath, &config.nat).context("starting NAT")?;
+            // Decrypted tunnel traffic reaches the kernel from the worker, not through XDP.
+            if let (Some(_), Some(tunnels)) = (&self.nat, &self.tunnels) {
+                tunnels.enable_nat(WorkerNat::open(&name.pin_dir())?)?;
+            }
+        }
         Ok(())
     }
 
@@ -248,6 +263,9 @@ impl Running {
         }
         if let Some(tunnels) = self.tunnels {
             tunnels.stop();
+        }
+        if let Some(nat) = self.nat {
+            nat.stop();
         }
         if let Some(sysctls) = self.sysctls {
             sysctls.restore();

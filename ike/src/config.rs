@@ -343,6 +343,8 @@ pub struct PeerConfig {
     /// port) while NAT detection finds us behind a NAT, so the NAT keeps its mapping; None
     /// disables them.
     pub nat_keepalive: Option<Duration>,
+    /// Announce IKE fragmentation (RFC 7383) and accept fragmented messages.
+    pub fragmentation: bool,
 }
 
 /// The NAT-keepalive interval strongSwan and most implementations use (RFC 3948 section 4
@@ -426,6 +428,7 @@ impl PeerConfig {
             replay_window: 1024,
             initial_contact: true,
             nat_keepalive: Some(NAT_KEEPALIVE_INTERVAL),
+            fragmentation: true,
         }
     }
 

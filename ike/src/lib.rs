@@ -49,6 +49,7 @@ pub mod cookie;
 mod endpoint;
 pub mod events;
 mod exchange;
+pub mod fragment;
 pub mod info;
 mod listener;
 pub mod nat;

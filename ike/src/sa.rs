@@ -225,6 +225,10 @@ pub(crate) struct SaCore {
     pub ike_rekey_at: Option<Instant>,
     /// Replaced by a rekey: its CHILD_SAs moved on, and its end is no outage.
     pub rekeyed: bool,
+    /// Both sides announced IKE fragmentation (RFC 7383 section 2.3).
+    pub fragmentation_agreed: bool,
+    /// An encrypted message arriving in fragments.
+    pub reassembly: Option<crate::fragment::Reassembly>,
 }
 
 impl SaCore {
@@ -259,6 +263,8 @@ impl SaCore {
             ike_rekey: None,
             ike_rekey_at: None,
             rekeyed: false,
+            fragmentation_agreed: false,
+            reassembly: None,
         }
     }
 
@@ -563,6 +569,9 @@ impl SaCore {
     /// integrity check but holds an unknown critical payload is answered with
     /// UNSUPPORTED_CRITICAL_PAYLOAD (RFC 7296 section 2.5) and otherwise ignored.
     fn open(&mut self, bytes: &[u8], msg: &Message, rng: &mut dyn CryptoRng) -> Option<sk::Opened> {
+        if let Some(Payload::EncryptedFragment(f)) = msg.payloads.last() {
+            return self.reassemble(bytes, msg, f);
+        }
         let Some(keyed) = self.state.keyed() else {
             self.drop_msg(DropReason::WrongState, "no keys");
             return None;

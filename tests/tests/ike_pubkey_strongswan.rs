@@ -15,7 +15,7 @@ use vpn_lab::{
     AgentProcess, Lab, LabSpec, Node, addr,
     strongswan::{Charon, CharonOptions, Connection, KeyAlgorithm, KeyFiles, Psk, PubkeyAuth},
 };
-use vpn_tests::{agent_bin, poll_until};
+use vpn_tests::{agent_bin, poll_until, traffic::ping};
 
 /// One lab at a time: each test brings up namespaces, charon and an agent with AF_XDP.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -414,6 +414,42 @@ fn strongswan_refuses_an_agent_with_another_key() -> anyhow::Result<()> {
         log.contains("signature validation failed") && log.contains("[ N(AUTH_FAILED) ]"),
         "{log}"
     );
+    agent.stop()?;
+    charon.stop()?;
+    lab.down()
+}
+
+/// RFC 7383: with fragments of at most 576 bytes, strongSwan splits its IKE_AUTH response
+/// (a 4096-bit RSA signature) into SKF fragments; the agent verifies each and reassembles the
+/// message, and the tunnel comes up.
+#[test]
+fn strongswan_fragments_its_ike_auth_and_the_agent_reassembles_it() -> anyhow::Result<()> {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let case = Case {
+        charon_settings: "fragment_size = 576",
+        ..Case::new(KeyAlgorithm::Rsa(4096), KeyAlgorithm::Rsa(4096))
+    };
+    let Setup {
+        lab, charon, agent, ..
+    } = setup(&case)?;
+    charon.wait_installed("net", Duration::from_secs(20))?;
+    let up = poll_until(
+        Duration::from_secs(10),
+        || agent.status(),
+        |s| s.worker.as_ref().is_some_and(|w| w.sas.len() == 2),
+    )?;
+    assert!(
+        up.worker.as_ref().is_some_and(|w| w.sas.len() == 2),
+        "{}",
+        agent.log()
+    );
+    let log = charon.log();
+    assert!(
+        log.contains("splitting IKE message"),
+        "strongSwan sent no fragments:\n{log}"
+    );
+    assert_eq!(ping(&lab, Node::HostA, addr::HOST_B, 3)?, 3);
+
     agent.stop()?;
     charon.stop()?;
     lab.down()

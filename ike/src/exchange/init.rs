@@ -51,6 +51,16 @@ pub(crate) fn nonce(rng: &mut dyn CryptoRng) -> Vec<u8> {
     n
 }
 
+/// IKEV2_FRAGMENTATION_SUPPORTED (RFC 7383 section 2.3) when the configuration wants it.
+fn fragmentation_notify(config: &PeerConfig) -> Option<Payload> {
+    config.fragmentation.then(|| {
+        Payload::Notify(Notify::new(
+            NotifyType::Ikev2FragmentationSupported,
+            Vec::new(),
+        ))
+    })
+}
+
 fn fake_nat_hash(config: &PeerConfig, rng: &mut dyn CryptoRng) -> Option<[u8; 20]> {
     config.force_encap.then(|| {
         let mut h = [0u8; 20];
@@ -137,6 +147,7 @@ impl SaCore {
             fake,
         ));
         payloads.extend(authdata::hash_notify(&self.config.auth));
+        payloads.extend(fragmentation_notify(&self.config));
         let msg = Message {
             initiator_spi: self.spi_i,
             responder_spi: Spi::ZERO,
@@ -249,6 +260,8 @@ impl SaCore {
         self.last_heard = now;
         self.nat_detected = found.any() || self.config.force_encap;
         self.behind_nat = found.local_behind;
+        self.fragmentation_agreed = self.config.fragmentation
+            && notify_of(&msg.payloads, NotifyType::Ikev2FragmentationSupported).is_some();
         if self.nat_detected && found.supported {
             self.local.set_port(self.config.nat_t_port);
             self.remote.set_port(self.config.nat_t_port);
@@ -448,6 +461,11 @@ pub(crate) fn respond_init(
         payloads.extend(nat::notifies(msg.initiator_spi, spi_r, to, from, fake));
     }
     payloads.extend(authdata::hash_notify(&config.auth));
+    let fragmentation = config.fragmentation
+        && notify_of(&msg.payloads, NotifyType::Ikev2FragmentationSupported).is_some();
+    if fragmentation {
+        payloads.extend(fragmentation_notify(&config));
+    }
     let reply = Message {
         initiator_spi: msg.initiator_spi,
         responder_spi: spi_r,
@@ -467,6 +485,7 @@ pub(crate) fn respond_init(
     core.encap = via_nat_t;
     core.nat_detected = found.any() || core.config.force_encap;
     core.behind_nat = found.local_behind;
+    core.fragmentation_agreed = fragmentation;
     info!(spi_i = %core.spi_i, spi_r = %spi_r, %from, nat = core.nat_detected,
         "answered IKE_SA_INIT");
     core.state = State::InitReplied(Box::new(InitReplied {

@@ -282,6 +282,7 @@ impl SaCore {
         new.remote = self.remote;
         new.encap = self.encap;
         new.nat_detected = self.nat_detected;
+        new.fragmentation_agreed = self.fragmentation_agreed;
         new.children = std::mem::take(&mut self.children);
         new.state = State::Established(Box::new(keyed));
         new.events.push_back(Event::IkeSaEstablished {

@@ -2,6 +2,7 @@
 //! with a fake clock (see `harness.rs`).
 
 mod cookies;
+mod fragments;
 mod harness;
 mod hostile;
 mod keepalive_critical;

@@ -22,7 +22,7 @@
 //! * lifetimes, DPD, force_encap and the replay window as configured (fuzz percent / 100);
 //!   NAT-keepalives every 20 s while behind a NAT (RFC 3948 section 2.3).
 //!
-//! What `PeerConfig` has no field for (startup, NAT-T enable, RFC 7383 fragmentation) is
+//! What `PeerConfig` has no field for (startup, NAT-T enable) is
 //! returned next to it in [`TunnelPeer`]. The result is checked with
 //! [`PeerConfig::validate`]. Neither the result's `Debug` nor any error shows the PSK or the
 //! private key.
@@ -64,7 +64,8 @@ pub struct TunnelPeer {
     /// NAT detection and the move to UDP 4500 enabled (the engine always detects NAT; the
     /// driver must honour `false`).
     pub nat_traversal: bool,
-    /// RFC 7383 IKE fragmentation wanted (not implemented by the engine yet).
+    /// RFC 7383 IKE fragmentation wanted (the engine announces it and reassembles; it does
+    /// not fragment what it sends yet).
     pub fragmentation: bool,
 }
 
@@ -292,6 +293,7 @@ pub fn peer_config(
         replay_window: tunnel.replay_window,
         initial_contact: true,
         nat_keepalive: Some(NAT_KEEPALIVE_INTERVAL),
+        fragmentation: tunnel.fragmentation,
     };
     config
         .validate()

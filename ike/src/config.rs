@@ -343,13 +343,18 @@ pub struct PeerConfig {
     /// port) while NAT detection finds us behind a NAT, so the NAT keeps its mapping; None
     /// disables them.
     pub nat_keepalive: Option<Duration>,
-    /// Announce IKE fragmentation (RFC 7383) and accept fragmented messages.
-    pub fragmentation: bool,
+    /// IKE fragmentation (RFC 7383): `Some(size)` announces it, accepts fragmented messages,
+    /// and splits encrypted messages whose datagram would exceed `size` bytes of IP packet.
+    pub fragmentation: Option<u16>,
 }
 
 /// The NAT-keepalive interval strongSwan and most implementations use (RFC 3948 section 4
 /// suggests 20 seconds).
 pub const NAT_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(20);
+
+/// The largest IP packet an IKE fragment makes by default: strongSwan's default, safe on any
+/// IPv4 path that carries IKE at all (RFC 7383 section 2.5.1).
+pub const DEFAULT_FRAGMENT_SIZE: u16 = 1280;
 
 /// A configuration the engine refuses.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -428,7 +433,7 @@ impl PeerConfig {
             replay_window: 1024,
             initial_contact: true,
             nat_keepalive: Some(NAT_KEEPALIVE_INTERVAL),
-            fragmentation: true,
+            fragmentation: Some(DEFAULT_FRAGMENT_SIZE),
         }
     }
 

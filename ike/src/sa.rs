@@ -147,7 +147,8 @@ pub(crate) struct IkeRekey {
 /// Our outstanding request.
 pub(crate) struct Pending {
     pub message_id: u32,
-    pub bytes: Vec<u8>,
+    /// Its datagrams: one, or its RFC 7383 fragments.
+    pub datagrams: Vec<Vec<u8>>,
     pub kind: PendingKind,
     pub retransmit: Retransmit,
 }
@@ -156,7 +157,8 @@ pub(crate) struct Pending {
 pub(crate) struct CachedResponse {
     pub message_id: u32,
     pub request: Vec<u8>,
-    pub response: Vec<u8>,
+    /// One datagram, or its RFC 7383 fragments.
+    pub response: Vec<Vec<u8>>,
 }
 
 /// Work waiting for the request window.
@@ -333,8 +335,8 @@ impl SaCore {
         let Some(keyed) = self.state.keyed() else {
             return;
         };
-        match sk::seal(h, inner, &keyed.tx, rng) {
-            Ok(bytes) => self.start_request(now, kind, bytes),
+        match sk::seal_datagrams(h, inner, &keyed.tx, self.fragment_size(), rng) {
+            Ok(datagrams) => self.start_request(now, kind, datagrams),
             Err(e) => {
                 warn!(error = %e, "cannot encode request");
                 self.close(CloseReason::Internal);
@@ -342,19 +344,34 @@ impl SaCore {
         }
     }
 
-    /// Sends `bytes` as our outstanding request `next_request_id` and starts retransmission.
-    pub fn start_request(&mut self, now: Instant, kind: PendingKind, bytes: Vec<u8>) {
+    /// The largest IKE message body a datagram may carry before it is split (RFC 7383), or
+    /// `None` without agreed fragmentation.
+    fn fragment_size(&self) -> Option<usize> {
+        let size = self
+            .config
+            .fragmentation
+            .filter(|_| self.fragmentation_agreed)?;
+        // IPv4 and UDP headers, and the non-ESP marker on the NAT-T port.
+        let overhead = 20 + 8 + if self.encap { 4 } else { 0 };
+        Some(usize::from(size).saturating_sub(overhead))
+    }
+
+    /// Sends `datagrams` as our outstanding request `next_request_id` and starts
+    /// retransmission.
+    pub fn start_request(&mut self, now: Instant, kind: PendingKind, datagrams: Vec<Vec<u8>>) {
         let give_up = match (kind, self.config.dpd) {
             (PendingKind::Dpd, Some(d)) => Some(now + d.timeout),
             _ => None,
         };
         self.pending = Some(Pending {
             message_id: self.next_request_id,
-            bytes: bytes.clone(),
+            datagrams: datagrams.clone(),
             kind,
             retransmit: Retransmit::start(self.config.retransmit, now, give_up),
         });
-        self.transmit(bytes);
+        for d in datagrams {
+            self.transmit(d);
+        }
     }
 
     /// Encrypts and sends the response to the peer's request `request` and caches it.
@@ -370,8 +387,8 @@ impl SaCore {
         let Some(keyed) = self.state.keyed() else {
             return;
         };
-        match sk::seal(h, inner, &keyed.tx, rng) {
-            Ok(bytes) => self.cache_and_send(request, bytes),
+        match sk::seal_datagrams(h, inner, &keyed.tx, self.fragment_size(), rng) {
+            Ok(datagrams) => self.cache_and_send(request, datagrams),
             Err(e) => {
                 warn!(error = %e, "cannot encode response");
                 self.close(CloseReason::Internal);
@@ -379,14 +396,16 @@ impl SaCore {
         }
     }
 
-    pub fn cache_and_send(&mut self, request: &[u8], response: Vec<u8>) {
+    pub fn cache_and_send(&mut self, request: &[u8], response: Vec<Vec<u8>>) {
         self.cached = Some(CachedResponse {
             message_id: self.peer_request_id,
             request: request.to_vec(),
             response: response.clone(),
         });
         self.peer_request_id = self.peer_request_id.wrapping_add(1);
-        self.transmit(response);
+        for d in response {
+            self.transmit(d);
+        }
     }
 
     /// Ends the SA: CHILD_SAs deleted, then the IKE SA closed. Idempotent.
@@ -530,7 +549,9 @@ impl SaCore {
                 if let Some(r) = response {
                     self.stats.duplicate_requests_answered += 1;
                     debug!(message_id = id, "retransmitted request answered from cache");
-                    self.transmit(r);
+                    for d in r {
+                        self.transmit(d);
+                    }
                 }
             } else if id < self.peer_request_id {
                 self.drop_msg(DropReason::OldMessageId, "request below window");
@@ -633,11 +654,13 @@ impl SaCore {
             match p.retransmit.poll(now) {
                 Step::Wait => {}
                 Step::Resend => {
-                    let bytes = p.bytes.clone();
+                    let datagrams = p.datagrams.clone();
                     let kind = p.kind;
                     self.stats.retransmissions += 1;
                     debug!(?kind, "retransmitting request");
-                    self.transmit(bytes);
+                    for d in datagrams {
+                        self.transmit(d);
+                    }
                 }
                 Step::GiveUp => {
                     let kind = p.kind;

@@ -79,6 +79,67 @@ pub(crate) fn seal_chain(
     Ok(bytes)
 }
 
+/// Encodes a message for sending: one datagram, or, when it would be longer than
+/// `fragment_size` bytes, RFC 7383 SKF fragments each encrypted on its own (section 2.5:
+/// fragment 1 names the first inner payload, the others `NoNextPayload`).
+pub(crate) fn seal_datagrams(
+    h: OutHeader,
+    inner: &[Payload],
+    cipher: &SkCipher,
+    fragment_size: Option<usize>,
+    rng: &mut dyn CryptoRng,
+) -> Result<Vec<Vec<u8>>, SealError> {
+    let whole = seal(h, inner, cipher, rng)?;
+    let Some(limit) = fragment_size.filter(|l| whole.len() > *l) else {
+        return Ok(vec![whole]);
+    };
+    let plaintext = codec::encode_payload_chain(inner)?;
+    let first = inner
+        .first()
+        .map_or(PayloadType::NoNextPayload, Payload::payload_type);
+    // IKE header, SKF payload header and fields, and the cipher's IV, padding and ICV at most.
+    let overhead = 28 + 8 + cipher.encrypted_len(0) + 16;
+    let chunk = limit.saturating_sub(overhead).max(64);
+    let pieces: Vec<&[u8]> = plaintext.chunks(chunk).collect();
+    let total = u16::try_from(pieces.len())
+        .ok()
+        .filter(|t| *t <= crate::fragment::MAX_FRAGMENTS)
+        .ok_or(SealError::Encode(codec::EncodeError::TooLong {
+            what: "fragment count",
+            length: pieces.len(),
+            limit: usize::from(crate::fragment::MAX_FRAGMENTS),
+        }))?;
+    let mut out = Vec::with_capacity(pieces.len());
+    for (i, piece) in pieces.into_iter().enumerate() {
+        let number = u16::try_from(i + 1).unwrap_or(u16::MAX);
+        let body_len = cipher.encrypted_len(piece.len());
+        let skeleton = Message {
+            initiator_spi: h.spi_i,
+            responder_spi: h.spi_r,
+            exchange_type: h.exchange,
+            flags: h.flags,
+            message_id: MessageId(h.message_id),
+            payloads: vec![Payload::EncryptedFragment(codec::EncryptedFragment {
+                inner_next: if number == 1 {
+                    first
+                } else {
+                    PayloadType::NoNextPayload
+                },
+                fragment_number: number,
+                total_fragments: total,
+                data: vec![0; body_len],
+            })],
+        };
+        let mut bytes = skeleton.encode()?;
+        let aad_len = bytes.len() - body_len;
+        let body = cipher.encrypt(&bytes[..aad_len], piece, rng)?;
+        bytes.truncate(aad_len);
+        bytes.extend_from_slice(&body);
+        out.push(bytes);
+    }
+    Ok(out)
+}
+
 /// Why a received encrypted message was rejected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OpenError {

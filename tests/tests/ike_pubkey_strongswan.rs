@@ -48,6 +48,8 @@ struct Case {
     wrong_key_for_agent: bool,
     /// router-a behind the lab's 1:1 NAT (`LabSpec::nat`).
     nat: bool,
+    /// More TOML lines for the agent's tunnel.
+    agent_extra: &'static str,
 }
 
 impl Case {
@@ -59,6 +61,7 @@ impl Case {
             agent_responds: false,
             wrong_key_for_agent: false,
             nat: false,
+            agent_extra: "",
         }
     }
 }
@@ -106,7 +109,8 @@ fn setup(case: &Case) -> anyhow::Result<Setup> {
              force_encap = true\n\
              ike_proposals = [\"aes256gcm16-prfsha256-modp2048\"]\n\
              esp_proposals = [\"aes256gcm16\"]\n\
-             startup = \"{startup}\"\n\n[sysctl]\nmanage = false\n",
+             startup = \"{startup}\"\n{extra}\n\n[sysctl]\nmanage = false\n",
+            extra = case.agent_extra,
             peer = addr::ROUTER_B_WAN,
             method = auth_key(case.agent),
             key = agent_keys.private_key.display(),
@@ -419,14 +423,16 @@ fn strongswan_refuses_an_agent_with_another_key() -> anyhow::Result<()> {
     lab.down()
 }
 
-/// RFC 7383: with fragments of at most 576 bytes, strongSwan splits its IKE_AUTH response
-/// (a 4096-bit RSA signature) into SKF fragments; the agent verifies each and reassembles the
-/// message, and the tunnel comes up.
+/// RFC 7383 both ways: with small fragments on both sides (strongSwan's
+/// `fragment_size` 576, our `outer_mtu` 640), each side splits its IKE_AUTH message (a 4096-bit RSA
+/// signature) into SKF fragments; the other verifies each and reassembles the message, and
+/// the tunnel comes up.
 #[test]
-fn strongswan_fragments_its_ike_auth_and_the_agent_reassembles_it() -> anyhow::Result<()> {
+fn ike_auth_in_fragments_both_ways_with_strongswan() -> anyhow::Result<()> {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let case = Case {
         charon_settings: "fragment_size = 576",
+        agent_extra: "fragmentation = true\nouter_mtu = 640\nmtu = 576\nmss = 536",
         ..Case::new(KeyAlgorithm::Rsa(4096), KeyAlgorithm::Rsa(4096))
     };
     let Setup {
@@ -447,6 +453,10 @@ fn strongswan_fragments_its_ike_auth_and_the_agent_reassembles_it() -> anyhow::R
     assert!(
         log.contains("splitting IKE message"),
         "strongSwan sent no fragments:\n{log}"
+    );
+    assert!(
+        log.contains("received fragment #1") || log.contains("EF(1/"),
+        "strongSwan received no fragments from us:\n{log}"
     );
     assert_eq!(ping(&lab, Node::HostA, addr::HOST_B, 3)?, 3);
 

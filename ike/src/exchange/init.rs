@@ -53,7 +53,7 @@ pub(crate) fn nonce(rng: &mut dyn CryptoRng) -> Vec<u8> {
 
 /// IKEV2_FRAGMENTATION_SUPPORTED (RFC 7383 section 2.3) when the configuration wants it.
 fn fragmentation_notify(config: &PeerConfig) -> Option<Payload> {
-    config.fragmentation.then(|| {
+    config.fragmentation.map(|_| {
         Payload::Notify(Notify::new(
             NotifyType::Ikev2FragmentationSupported,
             Vec::new(),
@@ -157,7 +157,7 @@ impl SaCore {
             payloads,
         };
         match msg.encode() {
-            Ok(bytes) => self.start_request(now, PendingKind::Init, bytes),
+            Ok(bytes) => self.start_request(now, PendingKind::Init, vec![bytes]),
             Err(_) => self.close(CloseReason::Internal),
         }
     }
@@ -254,13 +254,17 @@ impl SaCore {
             return;
         };
         let found = nat::detect(&msg.payloads, self.spi_i, spi_r, from, to);
-        let request = self.pending.take().map(|p| p.bytes).unwrap_or_default();
+        let request = self
+            .pending
+            .take()
+            .and_then(|p| p.datagrams.into_iter().next())
+            .unwrap_or_default();
         self.next_request_id = 1;
         self.spi_r = spi_r;
         self.last_heard = now;
         self.nat_detected = found.any() || self.config.force_encap;
         self.behind_nat = found.local_behind;
-        self.fragmentation_agreed = self.config.fragmentation
+        self.fragmentation_agreed = self.config.fragmentation.is_some()
             && notify_of(&msg.payloads, NotifyType::Ikev2FragmentationSupported).is_some();
         if self.nat_detected && found.supported {
             self.local.set_port(self.config.nat_t_port);
@@ -461,7 +465,7 @@ pub(crate) fn respond_init(
         payloads.extend(nat::notifies(msg.initiator_spi, spi_r, to, from, fake));
     }
     payloads.extend(authdata::hash_notify(&config.auth));
-    let fragmentation = config.fragmentation
+    let fragmentation = config.fragmentation.is_some()
         && notify_of(&msg.payloads, NotifyType::Ikev2FragmentationSupported).is_some();
     if fragmentation {
         payloads.extend(fragmentation_notify(&config));
@@ -496,6 +500,6 @@ pub(crate) fn respond_init(
         },
         peer_hashes: authdata::peer_hashes(&msg.payloads),
     }));
-    core.cache_and_send(bytes, response);
+    core.cache_and_send(bytes, vec![response]);
     InitOutcome::Created(Box::new(core))
 }

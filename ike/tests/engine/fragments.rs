@@ -66,3 +66,55 @@ fn forged_and_oversized_fragments_change_nothing() {
     assert_eq!(net.a.state(), SaState::Established);
     assert_eq!(established(&net.b_events), 1);
 }
+
+/// Both sides agree on fragments of at most 200 bytes: IKE_AUTH goes as SKF fragments both
+/// ways, is reassembled, and the SAs come up with matching keys.
+#[test]
+fn small_fragments_carry_the_handshake() {
+    let (mut a, mut b) = (config_a(), config_b());
+    a.fragmentation = Some(200);
+    b.fragmentation = Some(200);
+    let mut net = Net::new(a, b);
+    net.start();
+    assert_eq!(net.a.state(), SaState::Established);
+    assert_eq!(established(&net.b_events), 1);
+    let fragments = |dir: Dir| {
+        net.log
+            .iter()
+            .filter(|f| f.dir == dir)
+            .filter_map(|f| Message::decode(&f.payload).ok())
+            .filter(|m| matches!(m.payloads.last(), Some(Payload::EncryptedFragment(_))))
+            .count()
+    };
+    assert!(fragments(Dir::AtoB) >= 2, "A sent IKE_AUTH whole");
+    assert!(fragments(Dir::BtoA) >= 2, "B sent IKE_AUTH whole");
+    // Every encrypted datagram fits the size (IKE_SA_INIT is never fragmented).
+    let encrypted = net.log.iter().filter(|f| {
+        Message::decode(&f.payload).is_ok_and(|m| m.exchange_type != ExchangeType::IkeSaInit)
+    });
+    assert!(encrypted.clone().count() >= 4);
+    assert!(
+        encrypted.clone().all(|f| f.payload.len() <= 200 - 28),
+        "{:?}",
+        encrypted.map(|f| f.payload.len()).collect::<Vec<_>>()
+    );
+    let (ia, ib) = (installed(&net.a_events), installed(&net.b_events));
+    assert_eq!((ia.len(), ib.len()), (1, 1));
+    assert_eq!(ia[0].spi_in, ib[0].spi_out);
+}
+
+/// Without the peer's announcement nothing is fragmented, whatever the size.
+#[test]
+fn no_fragments_unless_both_announce() {
+    let (mut a, mut b) = (config_a(), config_b());
+    a.fragmentation = Some(300);
+    b.fragmentation = None;
+    let mut net = Net::new(a, b);
+    net.start();
+    assert_eq!(net.a.state(), SaState::Established);
+    assert!(net.log.iter().all(|f| {
+        Message::decode(&f.payload)
+            .map(|m| !matches!(m.payloads.last(), Some(Payload::EncryptedFragment(_))))
+            .unwrap_or(true)
+    }));
+}

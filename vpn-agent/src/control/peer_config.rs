@@ -42,9 +42,9 @@ use vpn_config::{
 use vpn_ike::PeerConfig;
 use vpn_ike::config::{Auth, KeyAuth, SignatureMode};
 use vpn_ike::config::{
-    DpdAction as IkeDpdAction, DpdConfig, EspProposal, IKE_PORT, Identity as IkeIdentity,
-    IkeProposal, Lifetimes as IkeLifetimes, NAT_KEEPALIVE_INTERVAL, NAT_T_PORT, Psk,
-    RetransmitConfig, TrafficSelector,
+    DEFAULT_FRAGMENT_SIZE, DpdAction as IkeDpdAction, DpdConfig, EspProposal, IKE_PORT,
+    Identity as IkeIdentity, IkeProposal, Lifetimes as IkeLifetimes, NAT_KEEPALIVE_INTERVAL,
+    NAT_T_PORT, Psk, RetransmitConfig, TrafficSelector,
 };
 use vpn_ike_crypto::PrfAlgorithm;
 use vpn_ike_crypto::auth::{RsaPadding, SigningKey, VerifyingKey};
@@ -293,7 +293,10 @@ pub fn peer_config(
         replay_window: tunnel.replay_window,
         initial_contact: true,
         nat_keepalive: Some(NAT_KEEPALIVE_INTERVAL),
-        fragmentation: tunnel.fragmentation,
+        // Fragments no larger than the path's packets, nor than strongSwan's default.
+        fragmentation: tunnel
+            .fragmentation
+            .then_some(tunnel.outer_mtu.min(DEFAULT_FRAGMENT_SIZE)),
     };
     config
         .validate()

@@ -23,6 +23,9 @@ pub enum Command {
     Status(StatusArgs),
     /// Check a configuration file; every problem is reported as FILE:LINE:COLUMN: FIELD: REASON.
     Validate(ValidateArgs),
+    /// Time the XDP programs with BPF_PROG_TEST_RUN and print JSON (for `cargo xtask bench`).
+    #[command(hide = true)]
+    BenchXdp(crate::bench_xdp::BenchXdpArgs),
     /// Full-mesh inventories (seed 004).
     Mesh {
         #[command(subcommand)]

@@ -1,5 +1,6 @@
 //! `vpn-agent`: the appliance's daemon and command-line interface.
 
+mod bench_xdp;
 mod bpffs;
 mod cli;
 mod control;
@@ -20,6 +21,7 @@ fn main() -> std::process::ExitCode {
         cli::Command::Run(args) => run::run(&args),
         cli::Command::Status(args) => status::show(&args),
         cli::Command::Validate(args) => validate::run(&args),
+        cli::Command::BenchXdp(args) => bench_xdp::run(&args),
         cli::Command::Mesh {
             command: cli::MeshCommand::Render { inventory, node },
         } => validate::render_mesh(&inventory, &node),

@@ -31,10 +31,10 @@ use test_run::Ingress;
 #[derive(Debug, clap::Args)]
 pub struct BenchXdpArgs {
     /// Rounds over all cases (interleaved).
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 20)]
     pub rounds: u32,
     /// Single test runs per case and round.
-    #[arg(long, default_value_t = 2000)]
+    #[arg(long, default_value_t = 5000)]
     pub batch: u32,
     /// Repetitions of the one `repeat` loop per case and round (0: none).
     #[arg(long, default_value_t = 100_000)]

@@ -57,7 +57,8 @@ pub struct BenchArgs {
     /// The vpn-agent binary to measure (default: $VPN_AGENT_BIN, else build it).
     #[arg(long)]
     pub agent: Option<PathBuf>,
-    /// Also run `cargo bench -p vpn-esp --bench seal_open -- --quick aes256gcm` (a few minutes).
+    /// Also run `cargo bench -p vpn-esp --bench seal_open -- --quick aes256gcm` and the worker's
+    /// per-packet cost at 1, 100 and 10,000 SAs, `--bench sa_scale` (a few minutes).
     #[arg(long)]
     pub criterion: bool,
     /// Only these variants (comma-separated names; default: all); `xdp` names the XDP
@@ -887,24 +888,22 @@ fn openssl_speed(seconds: u32) -> anyhow::Result<Vec<(u32, f64)>> {
 }
 
 /// The vpn-esp criterion bench, AES-256-GCM only, quick mode: throughput per benchmark in MB/s.
+/// Also the worker's per-packet cost at 1, 100 and 10,000 SAs (`--bench sa_scale`, 1400 B).
 fn criterion_bench() -> anyhow::Result<BTreeMap<String, f64>> {
-    let output = compile::cargo(&[
-        "bench",
-        "-p",
-        "vpn-esp",
-        "--bench",
-        "seal_open",
-        "--",
-        "--quick",
-        "aes256gcm",
-    ])
-    .stderr(Stdio::inherit())
-    .output()
-    .context("running cargo bench")?;
-    if !output.status.success() {
-        bail!("cargo bench -p vpn-esp failed");
+    let mut results = BTreeMap::new();
+    for (bench, filter) in [("seal_open", "aes256gcm"), ("sa_scale", "sa_scale")] {
+        let output = compile::cargo(&[
+            "bench", "-p", "vpn-esp", "--bench", bench, "--", "--quick", filter,
+        ])
+        .stderr(Stdio::inherit())
+        .output()
+        .context("running cargo bench")?;
+        if !output.status.success() {
+            bail!("cargo bench -p vpn-esp --bench {bench} failed");
+        }
+        results.extend(parse_criterion(&String::from_utf8_lossy(&output.stdout)));
     }
-    Ok(parse_criterion(&String::from_utf8_lossy(&output.stdout)))
+    Ok(results)
 }
 
 /// Criterion's text output: `NAME  time: [...]` then `thrpt: [low MID high]`; the middle value.
@@ -1288,6 +1287,19 @@ fn markdown_lab(report: &Value) -> String {
             .map(|(k, v)| format!("{k} {} MB/s", fmt_num(v.as_f64())))
             .collect();
         let _ = writeln!(s, "vpn-esp criterion (--quick): {}.", pick.join(", "));
+        // sa_scale's throughput is in bytes of 1400-byte inner packets: ns per packet.
+        let per_packet: Vec<String> = crit
+            .iter()
+            .filter(|(k, _)| k.starts_with("sa_scale/"))
+            .filter_map(|(k, v)| Some(format!("{} {:.0} ns", &k[9..], 1400e3 / v.as_f64()?)))
+            .collect();
+        if !per_packet.is_empty() {
+            let _ = writeln!(
+                s,
+                "Worker per-packet cost, AES-256-GCM ESP of a 1400-byte packet with the SA taken by slot from a table of N (vpn-esp sa_scale, --quick): {}.",
+                per_packet.join(", ")
+            );
+        }
     }
     let _ = writeln!(s);
 
@@ -1539,7 +1551,8 @@ mod tests {
         let report = json!({
             "variants": variants,
             "crypto": {"openssl_aes_256_gcm_1024_mbps": {"median": 1.0},
-                       "openssl_aes_256_gcm_8192_mbps": {"median": 1.0}},
+                       "openssl_aes_256_gcm_8192_mbps": {"median": 1.0},
+                       "vpn_esp_criterion_mbps": {"sa_scale/spread/10000": 3500.0}},
             "ratios": vec![json!({}); RATIOS.len()],
             "machine": {"cpu_model": "x", "kernel": "y", "cores": 2, "cpu_flags": "aes"},
         });
@@ -1550,6 +1563,7 @@ mod tests {
         let md = markdown(&report);
         assert!(md.contains("| ratio |"));
         assert!(md.contains("| program | case | SAs/routes |"));
+        assert!(md.contains("spread/10000 400 ns"), "{md}");
         assert!(chart_svg(&report).starts_with("<svg"));
     }
 }

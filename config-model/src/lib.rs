@@ -24,9 +24,11 @@
 //! [`Config::load`] / [`Config::from_str`] parse and check everything except the secrets and
 //! report every problem at once as `file:line:col: field.path: reason`;
 //! [`Config::resolve_secrets`] then reads the referenced secret files and variables.
-//! See `config/README.md` in the repository for the full schema.
+//! See `config/README.md` in the repository for the full schema. [`import`] converts
+//! strongSwan's ipsec.conf/ipsec.secrets and AWS's generic customer gateway text into it.
 
 mod error;
+pub mod import;
 mod mesh;
 mod model;
 mod profile;

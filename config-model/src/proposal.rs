@@ -228,6 +228,29 @@ fn token(t: &str) -> Option<Token> {
     })
 }
 
+/// What one strongSwan proposal keyword is (for the importers); `None` if this crate does not
+/// know it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum KeywordClass {
+    AeadCipher,
+    Cipher,
+    Integrity,
+    Prf,
+    Dh,
+    Esn,
+}
+
+pub(crate) fn keyword_class(t: &str) -> Option<KeywordClass> {
+    Some(match token(&t.trim().to_ascii_lowercase())? {
+        Token::Enc(e) if e.is_aead() => KeywordClass::AeadCipher,
+        Token::Enc(_) => KeywordClass::Cipher,
+        Token::Integ(_) => KeywordClass::Integrity,
+        Token::Prf(_) => KeywordClass::Prf,
+        Token::Dh(_) => KeywordClass::Dh,
+        Token::Esn(_) => KeywordClass::Esn,
+    })
+}
+
 enum Token {
     Enc(Encryption),
     Integ(Integrity),

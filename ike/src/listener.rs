@@ -82,6 +82,16 @@ impl<R: CryptoRng> Listener<R> {
         })
     }
 
+    /// Replaces the configurations new IKE SAs are made from (a reloaded configuration);
+    /// existing IKE SAs keep theirs until they end.
+    pub fn set_configs(&mut self, configs: Vec<PeerConfig>) -> Result<(), ConfigError> {
+        for c in &configs {
+            c.validate()?;
+        }
+        self.configs = configs.into_iter().map(Arc::new).collect();
+        Ok(())
+    }
+
     /// When to ask for cookies and when to refuse new half-open SAs.
     pub fn set_half_open_limits(&mut self, limits: HalfOpenLimits) {
         self.limits = limits;

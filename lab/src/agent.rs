@@ -256,9 +256,30 @@ pub struct StatusSnapshot {
     pub worker: Option<WorkerSnapshot>,
     #[serde(default)]
     pub sysctl_drift: Vec<SysctlDrift>,
+    #[serde(default)]
+    pub nat: NatSnapshot,
     /// IKE SAs, when the agent negotiates tunnels.
     #[serde(default)]
     pub ike: Option<IkeSnapshot>,
+}
+
+/// The NAT's counters in `vpn-agent status --json`.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct NatSnapshot {
+    /// (Rule, destination prefix) entries installed in XDP.
+    #[serde(default)]
+    pub rules: u64,
+    /// Flows tracked now.
+    pub flows: u64,
+    /// Event name (translated, new_flows, allocation_failed, ...) -> count.
+    pub events: BTreeMap<String, u64>,
+}
+
+impl NatSnapshot {
+    /// The count of `event`, 0 if the agent does not report it.
+    pub fn event(&self, event: &str) -> u64 {
+        self.events.get(event).copied().unwrap_or(0)
+    }
 }
 
 /// The IKE SAs in `vpn-agent status --json`.
@@ -306,6 +327,9 @@ pub struct WorkerSnapshot {
     pub sas: Vec<SaSnapshot>,
     #[serde(default)]
     pub lifetime_events: BTreeMap<String, u64>,
+    /// NAT of decrypted traffic (translated, new_flows, ...).
+    #[serde(default)]
+    pub nat: BTreeMap<String, u64>,
 }
 
 #[derive(Clone, Debug, Deserialize)]

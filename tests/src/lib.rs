@@ -13,6 +13,17 @@ use anyhow::{Context as _, bail};
 pub mod capture;
 pub mod traffic;
 
+/// Tests of one binary that saturate the cores (bulk transfers) and those that count every
+/// packet of a steady stream take turns, so that one's load cannot make the other drop.
+static LOAD_SENSITIVE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Holds the load-sensitive turn until dropped.
+pub fn exclusive() -> std::sync::MutexGuard<'static, ()> {
+    LOAD_SENSITIVE
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// The `vpn-agent` binary under test.
 pub fn agent_bin() -> anyhow::Result<PathBuf> {
     let path = match std::env::var_os("VPN_AGENT_BIN") {

@@ -11,19 +11,9 @@ use vpn_lab::{
     ike_tunnel::{IkeOptions, IkeTunnelFiles},
 };
 use vpn_tests::{
-    agent_bin, poll_until,
+    agent_bin, exclusive, poll_until,
     traffic::{Direction, iperf_tcp, numbered_stream, ping},
 };
-
-/// The bulk transfers saturate both cores; the rekey tests count every packet of a steady
-/// stream. They take turns, so that one's load cannot make the other drop packets.
-static LOAD_SENSITIVE: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn exclusive() -> std::sync::MutexGuard<'static, ()> {
-    LOAD_SENSITIVE
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
 
 /// The SPIs of an agent's SAs in the datapath: (outbound, inbound).
 fn spis(status: &StatusSnapshot) -> (Vec<u32>, Vec<u32>) {
@@ -161,7 +151,7 @@ fn negotiated_tunnel_through_one_to_one_nat_uses_esp_in_udp() -> anyhow::Result<
 /// CHILD_SAs that live 14 s on the `rekeying` router (rekeyed 6 s before: every 8 s) and an
 /// hour on the other, so that one side always starts the rekey, while a numbered UDP stream
 /// runs from host-a to host-b: the receiver must see every number, across at least two rekeys.
-fn rekey_under_load(rekeying: Node) -> anyhow::Result<()> {
+fn rekey_under_load(rekeying: Option<Node>) -> anyhow::Result<()> {
     const RATE_PER_SECOND: u64 = 2000;
     const STREAM: Duration = Duration::from_secs(26);
     let _turn = exclusive();
@@ -169,8 +159,10 @@ fn rekey_under_load(rekeying: Node) -> anyhow::Result<()> {
     let short = "lifetimes = { ike = \"1h\", child = 14, rekey_margin = 6, rekey_fuzz = 0 }";
     let long = "lifetimes = { ike = \"2h\", child = \"1h\", rekey_margin = 60, rekey_fuzz = 0 }";
     let (extra_a, extra_b) = match rekeying {
-        Node::RouterA => (short, long),
-        _ => (long, short),
+        Some(Node::RouterA) => (short, long),
+        Some(_) => (long, short),
+        // Both: the CHILD_SAs were made together, so both are due together.
+        None => (short, short),
     };
     let files = IkeTunnelFiles::write_each(lab.id(), &IkeOptions::default(), extra_a, extra_b)?;
     let (a, b) = files.start_agents(&lab, &agent_bin()?)?;
@@ -228,12 +220,21 @@ fn rekey_under_load(rekeying: Node) -> anyhow::Result<()> {
 
 #[test]
 fn rekeys_started_by_the_initiator_lose_no_packet() -> anyhow::Result<()> {
-    rekey_under_load(Node::RouterA)
+    rekey_under_load(Some(Node::RouterA))
+}
+
+/// Both routers' CHILD_SAs are due for a rekey at the same moment: whichever asks first
+/// rekeys, the other sees the rekey in progress and does not start its own; no packet is lost
+/// and one pair is left. (A true collision, both requests crossing on the wire, RFC 7296
+/// 2.8.1, needs the two timers within one round trip; not handled specially yet.)
+#[test]
+fn rekeys_due_on_both_sides_lose_no_packet_and_leave_one_pair() -> anyhow::Result<()> {
+    rekey_under_load(None)
 }
 
 #[test]
 fn rekeys_started_by_the_responder_lose_no_packet() -> anyhow::Result<()> {
-    rekey_under_load(Node::RouterB)
+    rekey_under_load(Some(Node::RouterB))
 }
 
 /// A peer that refuses the tunnel at first (its key was wrong) and is fixed later: the

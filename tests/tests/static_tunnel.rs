@@ -9,19 +9,9 @@ use vpn_lab::{
     static_tunnel::{Encap, StaticTunnelFiles},
 };
 use vpn_tests::{
-    agent_bin, poll_until,
+    agent_bin, exclusive, poll_until,
     traffic::{Direction, iperf_tcp, numbered_stream, ping},
 };
-
-/// The bulk-transfer test saturates both cores; the rollover test counts every packet of a
-/// steady stream. They take turns, so that one's load cannot make the other drop packets.
-static LOAD_SENSITIVE: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn exclusive() -> std::sync::MutexGuard<'static, ()> {
-    LOAD_SENSITIVE
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
 
 struct Tunnel {
     a: AgentProcess,

@@ -23,6 +23,20 @@ pub enum Command {
     Status(StatusArgs),
     /// Check a configuration file; every problem is reported as FILE:LINE:COLUMN: FIELD: REASON.
     Validate(ValidateArgs),
+    /// List the IKE and CHILD SAs of a running instance (like `swanctl --list-sas`).
+    ListSas(StatusArgs),
+    /// Negotiate a configured tunnel now (and bring it back after failures again).
+    Initiate(TunnelArgs),
+    /// Delete a tunnel's SAs and keep it down until `initiate`.
+    Terminate(TunnelArgs),
+    /// Re-read the static tunnels of a running instance (SIGHUP).
+    Reload(InstanceOnly),
+    /// Convert a strongSwan ipsec.conf/ipsec.secrets or an AWS generic configuration text
+    /// into this format; what cannot be carried over is reported on stderr.
+    Import {
+        #[command(subcommand)]
+        command: crate::import::ImportCommand,
+    },
     /// Time the XDP programs with BPF_PROG_TEST_RUN and print JSON (for `cargo xtask bench`).
     #[command(hide = true)]
     BenchXdp(crate::bench_xdp::BenchXdpArgs),
@@ -86,6 +100,20 @@ pub struct StatusArgs {
     /// Print JSON for scripts instead of a table.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TunnelArgs {
+    /// The tunnel's name in the configuration.
+    pub name: String,
+    #[command(flatten)]
+    pub instance: InstanceArg,
+}
+
+#[derive(Debug, Args)]
+pub struct InstanceOnly {
+    #[command(flatten)]
+    pub instance: InstanceArg,
 }
 
 #[derive(Debug, Args)]

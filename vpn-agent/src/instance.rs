@@ -56,6 +56,11 @@ impl InstanceName {
         Path::new(RUN_ROOT).join(format!("{}.system.json", self.0))
     }
 
+    /// The control socket (`vpn-agent initiate`, `terminate`).
+    pub fn control_socket(&self) -> PathBuf {
+        Path::new(RUN_ROOT).join(format!("{}.sock", self.0))
+    }
+
     /// The IKE and CHILD SAs the IKE thread publishes (for `status`).
     pub fn ike_file(&self) -> PathBuf {
         Path::new(RUN_ROOT).join(format!("{}.ike.json", self.0))

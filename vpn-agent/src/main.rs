@@ -5,8 +5,10 @@ mod bpffs;
 mod cli;
 mod control;
 mod datapath;
+mod import;
 mod instance;
 mod metrics;
+mod operate;
 mod run;
 mod status;
 mod system;
@@ -20,7 +22,12 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         cli::Command::Run(args) => run::run(&args),
         cli::Command::Status(args) => status::show(&args),
+        cli::Command::ListSas(args) => operate::list_sas(&args),
+        cli::Command::Initiate(args) => operate::tunnel(&args, true),
+        cli::Command::Terminate(args) => operate::tunnel(&args, false),
+        cli::Command::Reload(args) => operate::reload(&args),
         cli::Command::Validate(args) => validate::run(&args),
+        cli::Command::Import { command } => import::run(&command),
         cli::Command::BenchXdp(args) => bench_xdp::run(&args),
         cli::Command::Mesh {
             command: cli::MeshCommand::Render { inventory, node },

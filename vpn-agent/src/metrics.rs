@@ -26,7 +26,7 @@ use vpn_common::{InterfaceRole, PacketClass};
 use crate::{
     control::ike_report::IkeReport,
     datapath::{
-        counters::{ClassCounters, read_pinned_events},
+        counters::{ClassCounters, read_pinned_events, read_pinned_nat},
         worker::WorkerReport,
     },
     instance::InstanceName,
@@ -187,8 +187,28 @@ impl Appliance {
                 }
             }
         }
+        let mut nat_flows = Family::new(
+            "vpn_nat_flows",
+            "Flows the NAT masquerade tracks (its table size)",
+            MetricType::Gauge,
+        );
+        let mut nat_events = Family::new(
+            "vpn_nat_events",
+            "NAT masquerade: packets translated, new flows, allocation failures, expired flows",
+            MetricType::Counter,
+        );
+        match read_pinned_nat(&self.pin_dir) {
+            Ok(nat) => {
+                nat_flows.add(Vec::new(), nat.flows);
+                for (event, n) in nat.events {
+                    nat_events.add(vec![("event", event.into())], n);
+                }
+            }
+            Err(err) => tracing::debug!(error = %format!("{err:#}"), "metrics: NAT counters"),
+        }
         vec![
-            packets, bytes, events, sa_packets, sa_bytes, drops, up, rekeys, closed,
+            packets, bytes, events, sa_packets, sa_bytes, drops, up, rekeys, closed, nat_flows,
+            nat_events,
         ]
     }
 }

@@ -7,9 +7,10 @@ use vpn_common::InterfaceRole;
 use crate::{
     bpffs,
     cli::RunArgs,
-    control::ike_tunnels::IkeTunnels,
+    control::{ike_tunnels::IkeTunnels, socket::ControlSocket},
     datapath::{
         loader::{AttachRequest, Datapath, remove_pins},
+        nat::{NatRuntime, worker_path::WorkerNat},
         static_tunnels,
         tunnels::{TunnelRuntime, static_routes},
     },
@@ -105,8 +106,10 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         tunnels: None,
         ike: None,
         sysctls: None,
+        nat: None,
         state_stored: false,
         metrics: None,
+        control: None,
     };
     if let Err(err) = parts.start(name, config.as_ref(), static_tunnels.clone(), &requests) {
         let _ = parts.shutdown(name);
@@ -130,6 +133,9 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     let wake = parts.ike.as_ref().map(IkeTunnels::wake);
     let signal = signals.wait(wake, |occasion| match occasion {
         Occasion::Tick | Occasion::Ike => {
+            if let (Occasion::Tick, Some(nat)) = (occasion, parts.nat.as_mut()) {
+                nat.tick();
+            }
             if let Some(tunnels) = parts.tunnels.as_mut() {
                 if let Some(ike) = parts.ike.as_mut() {
                     if ike.poll() {
@@ -160,10 +166,13 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
             }
         }
         Occasion::Reload => {
-            if let Some(tunnels) = parts.tunnels.as_mut()
-                && let Some(new) = reload(args.static_tunnels.as_deref())
-            {
-                static_wanted = new;
+            if let Some(tunnels) = parts.tunnels.as_mut() {
+                if let Some(new) = reload(args.static_tunnels.as_deref()) {
+                    static_wanted = new;
+                }
+                if let (Some(path), Some(ike)) = (args.config.as_deref(), parts.ike.as_mut()) {
+                    reload_config(path, ike);
+                }
                 apply(tunnels, &static_wanted, parts.ike.as_ref());
             }
         }
@@ -185,12 +194,14 @@ struct Running {
     tunnels: Option<TunnelRuntime>,
     ike: Option<IkeTunnels>,
     sysctls: Option<AppliedSysctls>,
+    nat: Option<NatRuntime>,
     state_stored: bool,
     metrics: Option<MetricsServer>,
+    control: Option<ControlSocket>,
 }
 
 impl Running {
-    /// Everything after the datapath: tunnels, IKE, the state file, the sysctl policy.
+    /// Everything after the datapath: tunnels, IKE, the state file, the sysctl policy, NAT.
     fn start(
         &mut self,
         name: &crate::instance::InstanceName,
@@ -206,6 +217,10 @@ impl Running {
         if let Some(config) = config.filter(|_| ike_wanted) {
             let wan = wan_ipv4(&requests[0].ifname).context("starting IKE")?;
             self.ike = IkeTunnels::start(config, wan, name.ike_file()).context("starting IKE")?;
+            if let Some(ike) = &self.ike {
+                let socket = ControlSocket::start(&name.control_socket(), ike.commander())?;
+                self.control = Some(socket);
+            }
         }
         RuntimeState {
             instance: name.to_string(),
@@ -224,10 +239,22 @@ impl Running {
                 .context("applying the sysctl policy")?,
             );
         }
+        // NAT masquerade (the configuration's [[nat]] rules).
+        if let Some(config) = config {
+            self.nat =
+                NatRuntime::start(&mut self.datapath, &config.nat).context("starting NAT")?;
+            // Decrypted tunnel traffic reaches the kernel from the worker, not through XDP.
+            if let (Some(_), Some(tunnels)) = (&self.nat, &self.tunnels) {
+                tunnels.enable_nat(WorkerNat::open(&name.pin_dir())?)?;
+            }
+        }
         Ok(())
     }
 
     fn shutdown(self, name: &crate::instance::InstanceName) -> anyhow::Result<()> {
+        if let Some(control) = self.control {
+            control.stop();
+        }
         if let Some(metrics) = self.metrics {
             metrics.stop();
         }
@@ -236,6 +263,9 @@ impl Running {
         }
         if let Some(tunnels) = self.tunnels {
             tunnels.stop();
+        }
+        if let Some(nat) = self.nat {
+            nat.stop();
         }
         if let Some(sysctls) = self.sysctls {
             sysctls.restore();
@@ -275,6 +305,29 @@ fn reload(path: Option<&std::path::Path>) -> Option<Vec<static_tunnels::StaticTu
         Err(err) => {
             tracing::error!(error = %format!("{err:#}"), "reload refused; the running tunnels are unchanged");
             None
+        }
+    }
+}
+
+/// SIGHUP: re-reads the configuration's tunnels and routes. A file with errors, or whose
+/// secrets cannot be read, changes nothing; unchanged tunnels keep their SAs. Interfaces and
+/// the sysctl policy are read at start only.
+fn reload_config(path: &std::path::Path, ike: &mut IkeTunnels) {
+    tracing::info!(file = %path.display(), "reloading the configuration");
+    let config = match vpn_config::Config::load(path) {
+        Ok(config) => config,
+        Err(errors) => {
+            tracing::error!(
+                problems = errors.len(),
+                "reload refused; the running tunnels are unchanged:\n{errors}"
+            );
+            return;
+        }
+    };
+    match ike.reload(&config) {
+        Ok(summary) => tracing::info!(%summary, "configuration reloaded"),
+        Err(err) => {
+            tracing::error!(error = %format!("{err:#}"), "reload refused; the running tunnels are unchanged")
         }
     }
 }

@@ -10,7 +10,7 @@ use crate::{
     cli::StatusArgs,
     control::ike_report::IkeReport,
     datapath::{
-        counters::{ClassCounters, read_pinned_events},
+        counters::{ClassCounters, NatCounters, read_pinned_events, read_pinned_nat},
         worker::WorkerReport,
     },
     instance::{AttachedInterface, RuntimeState},
@@ -29,6 +29,8 @@ struct StatusReport {
     worker: Option<WorkerReport>,
     /// Managed sysctls that no longer have the value the agent set.
     sysctl_drift: Vec<crate::system::sysctl::Drift>,
+    /// NAT masquerade: flows tracked and what XDP did (all zero without rules).
+    nat: NatCounters,
     /// IKE and CHILD SAs (absent when no tunnel is negotiated).
     #[serde(skip_serializing_if = "Option::is_none")]
     ike: Option<IkeReport>,
@@ -77,6 +79,7 @@ pub fn show(args: &StatusArgs) -> anyhow::Result<()> {
     report.datapath_events = read_pinned_events(&state.pin_dir)?.into_iter().collect();
     report.worker = read_json::<WorkerReport>(&name.worker_file())?;
     report.ike = read_json::<IkeReport>(&name.ike_file())?;
+    report.nat = read_pinned_nat(&state.pin_dir)?;
     report.sysctl_drift = read_json::<crate::run::SystemReport>(&name.system_file())?
         .map(|s| s.sysctl_drift)
         .unwrap_or_default();
@@ -112,6 +115,7 @@ fn build_report(state: &RuntimeState, counters: &ClassCounters) -> anyhow::Resul
         datapath_events: Default::default(),
         worker: None,
         sysctl_drift: Vec::new(),
+        nat: NatCounters::default(),
         ike: None,
     })
 }
@@ -168,6 +172,22 @@ fn render_table(report: &StatusReport) -> String {
     if !events.is_empty() {
         let _ = writeln!(out, "\nXDP tunnel events: {}", events.join(", "));
     }
+    let nat: Vec<String> = report
+        .nat
+        .events
+        .iter()
+        .filter(|(_, n)| **n > 0)
+        .map(|(name, n)| format!("{name} {n}"))
+        .collect();
+    if report.nat.rules > 0 || report.nat.flows > 0 || !nat.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nNAT: {} rule entries, {} flows tracked; {}",
+            report.nat.rules,
+            report.nat.flows,
+            nat.join(", ")
+        );
+    }
     for d in &report.sysctl_drift {
         let _ = writeln!(
             out,
@@ -181,6 +201,15 @@ fn render_table(report: &StatusReport) -> String {
             "\ncrypto worker: {} encrypted, {} decrypted, sent {} via AF_XDP and {} via the kernel",
             w.encrypted, w.decrypted, w.sent_xsk, w.sent_kernel
         );
+        let nat: Vec<String> = w
+            .nat
+            .iter()
+            .filter(|(_, n)| **n > 0)
+            .map(|(name, n)| format!("{name} {n}"))
+            .collect();
+        if !nat.is_empty() {
+            let _ = writeln!(out, "  NAT of decrypted traffic: {}", nat.join(", "));
+        }
         for (reason, n) in &w.dropped {
             let _ = writeln!(out, "  dropped {reason}: {n}");
         }

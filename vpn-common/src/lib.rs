@@ -6,6 +6,7 @@
 
 pub mod class;
 pub mod counters;
+pub mod nat;
 pub mod tunnel;
 
 pub use class::{InterfaceRole, PacketClass};
@@ -27,6 +28,18 @@ pub mod names {
     pub const XSKS_LAN: &str = "XSKS_LAN";
     /// Per-CPU array of u64, indexed by [`crate::tunnel::DatapathEvent`].
     pub const DATAPATH_EVENTS: &str = "DATAPATH_EVENTS";
+    /// Array of [`crate::nat::NatRuleEntry`]: the masquerade rules, first invalid entry ends them.
+    pub const NAT_RULES: &str = "NAT_RULES";
+    /// One-entry array of [`crate::nat::NatSettings`].
+    pub const NAT_SETTINGS: &str = "NAT_SETTINGS";
+    /// LRU hash: original [`crate::nat::FlowKey`] -> translated source [`crate::nat::NatMapping`].
+    pub const NAT_OUT: &str = "NAT_OUT";
+    /// LRU hash: reply [`crate::nat::FlowKey`] -> original source [`crate::nat::NatMapping`].
+    pub const NAT_IN: &str = "NAT_IN";
+    /// Array of u64 bit words: ports the NAT must not allocate.
+    pub const NAT_RESERVED_PORTS: &str = "NAT_RESERVED_PORTS";
+    /// Per-CPU array of u64, indexed by [`crate::nat::NatEvent`].
+    pub const NAT_EVENTS: &str = "NAT_EVENTS";
     /// XDP entry point attached to WAN (internet-facing) interfaces.
     pub const XDP_WAN: &str = "xdp_wan";
     /// XDP entry point attached to LAN (site-facing) interfaces.

@@ -8,6 +8,7 @@
 pub mod classify;
 pub mod locate;
 pub mod mss;
+pub mod nat;
 pub mod packet;
 
 pub use classify::classify;

@@ -22,7 +22,8 @@ use crate::exchange::init::{first_error, nonce, random_spi};
 use crate::proposal;
 use crate::sa::{IkeRekey, Keyed, PendingKind, SaCore, State};
 
-/// How long after a failed IKE SA rekey we try again.
+/// How long after a failed IKE SA rekey we try again, at least; a random part up to as much
+/// again keeps two colliding peers (TEMPORARY_FAILURE both ways) from colliding again.
 const IKE_REKEY_RETRY: Duration = Duration::from_secs(30);
 
 fn notify(t: NotifyType, data: Vec<u8>) -> Payload {
@@ -132,38 +133,15 @@ impl SaCore {
             rng,
         );
 
-        let mut new = SaCore::new(self.config.clone(), false, now);
-        new.spi_i = crate::codec::Spi(peer_spi);
-        new.spi_r = our_spi;
-        new.local = self.local;
-        new.remote = self.remote;
-        new.encap = self.encap;
-        new.nat_detected = self.nat_detected;
-        new.children = std::mem::take(&mut self.children);
-        new.state = State::Established(Box::new(Keyed {
+        let keyed = Keyed {
             chosen,
             keys: new_keys,
             tx,
             rx,
             ni: ni.clone(),
             nr,
-        }));
-        new.events.push_back(Event::IkeSaEstablished {
-            spis: (new.spi_i, new.spi_r),
-            initiator: false,
-            local_addr: new.local,
-            remote_addr: new.remote,
-            nat_detected: new.nat_detected,
-            lifetime: new.config.lifetimes.ike,
-        });
-        info!(
-            old_spi_i = %self.spi_i, old_spi_r = %self.spi_r,
-            new_spi_i = %new.spi_i, new_spi_r = %new.spi_r,
-            children = new.children.len(),
-            "IKE SA rekeyed by the peer"
-        );
-        self.rekeyed = true;
-        self.successor = Some(Box::new(new));
+        };
+        self.hand_over(now, false, (crate::codec::Spi(peer_spi), our_spi), keyed);
     }
 
     /// Starts rekeying this IKE SA: a new SPI, nonce and DH value in the current SA's group.
@@ -211,9 +189,10 @@ impl SaCore {
         let Some(rekey) = self.ike_rekey.take() else {
             return;
         };
+        let jitter = IKE_REKEY_RETRY.mul_f64(f64::from(rng.next_u32()) / f64::from(u32::MAX));
         let failed = |s: &mut Self, why: &str| {
             tracing::warn!(why, "IKE SA rekey failed; trying again later");
-            s.ike_rekey_at = Some(now + IKE_REKEY_RETRY);
+            s.ike_rekey_at = Some(now + IKE_REKEY_RETRY + jitter);
         };
         if let Some(t) = first_error(payloads) {
             return failed(self, &format!("peer answered {t:?}"));
@@ -273,25 +252,41 @@ impl SaCore {
         ) else {
             return failed(self, "SK ciphers");
         };
-        let mut new = SaCore::new(self.config.clone(), true, now);
-        new.spi_i = rekey.spi;
-        new.spi_r = crate::codec::Spi(peer_spi);
-        new.local = self.local;
-        new.remote = self.remote;
-        new.encap = self.encap;
-        new.nat_detected = self.nat_detected;
-        new.children = std::mem::take(&mut self.children);
-        new.state = State::Established(Box::new(Keyed {
+        let keyed = Keyed {
             chosen,
             keys: new_keys,
             tx,
             rx,
             ni: rekey.ni,
             nr: nr.clone(),
-        }));
+        };
+        self.hand_over(now, true, (rekey.spi, crate::codec::Spi(peer_spi)), keyed);
+        // Section 2.18: the rekey's initiator deletes the old IKE SA.
+        self.send_delete_ike(now, rng);
+    }
+
+    /// Makes the IKE SA that replaces this one, with the keys of the rekey exchange and every
+    /// CHILD_SA, for the listener to take over; this one is then only waiting to be deleted.
+    /// `initiator`: whether we started the rekey (and so are the new SA's initiator).
+    fn hand_over(
+        &mut self,
+        now: Instant,
+        initiator: bool,
+        (spi_i, spi_r): (crate::codec::Spi, crate::codec::Spi),
+        keyed: Keyed,
+    ) {
+        let mut new = SaCore::new(self.config.clone(), initiator, now);
+        new.spi_i = spi_i;
+        new.spi_r = spi_r;
+        new.local = self.local;
+        new.remote = self.remote;
+        new.encap = self.encap;
+        new.nat_detected = self.nat_detected;
+        new.children = std::mem::take(&mut self.children);
+        new.state = State::Established(Box::new(keyed));
         new.events.push_back(Event::IkeSaEstablished {
             spis: (new.spi_i, new.spi_r),
-            initiator: true,
+            initiator,
             local_addr: new.local,
             remote_addr: new.remote,
             nat_detected: new.nat_detected,
@@ -301,11 +296,10 @@ impl SaCore {
             old_spi_i = %self.spi_i, old_spi_r = %self.spi_r,
             new_spi_i = %new.spi_i, new_spi_r = %new.spi_r,
             children = new.children.len(),
+            by_us = initiator,
             "IKE SA rekeyed"
         );
         self.rekeyed = true;
         self.successor = Some(Box::new(new));
-        // Section 2.18: the rekey's initiator deletes the old IKE SA.
-        self.send_delete_ike(now, rng);
     }
 }

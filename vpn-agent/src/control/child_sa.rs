@@ -192,6 +192,11 @@ impl TunnelSas {
         })
     }
 
+    /// New settings from a reloaded configuration (routes, MTU); the SAs stay.
+    pub fn set_settings(&mut self, settings: TunnelSettings) {
+        self.settings = settings;
+    }
+
     /// Whether the tunnel has a CHILD_SA to send with.
     pub fn is_up(&self) -> bool {
         self.sender().is_some()

@@ -24,6 +24,7 @@ use vpn_config::Startup;
 use vpn_ike::{ChildSaInstalled, Event, Listener, Transmit, codec::Spi};
 
 use super::{
+    commands::{CommandRequest, CommandResult, DriverCommand, TunnelCommand},
     ike_report::{IkeReport, IkeSaReport, TunnelEvents},
     peer_config::TunnelPeer,
 };
@@ -67,6 +68,7 @@ pub struct IkeDriver {
     /// Events taken from `events` so far.
     taken: u64,
     progress: Arc<Progress>,
+    commands: mpsc::Sender<CommandRequest>,
 }
 
 /// How far the main loop got with the driver's events, and how it is woken for new ones.
@@ -138,6 +140,10 @@ impl IkeDriver {
             .iter()
             .map(|p| (p.config.remote_addr.ip(), p.tunnel.clone()))
             .collect();
+        let configs: BTreeMap<String, vpn_ike::PeerConfig> = peers
+            .iter()
+            .map(|p| (p.tunnel.clone(), p.config.clone()))
+            .collect();
         let initiating: BTreeMap<String, Retry> = peers
             .iter()
             .filter(|p| p.startup == Startup::Initiate)
@@ -148,6 +154,7 @@ impl IkeDriver {
                         config: p.config.clone(),
                         at: None,
                         wait: RETRY_FIRST,
+                        paused: false,
                     },
                 )
             })
@@ -162,6 +169,7 @@ impl IkeDriver {
             tracing::info!(tunnel = %peer.tunnel, peer = %peer.config.remote_addr, "initiating IKE");
         }
         let (sender, events) = mpsc::channel();
+        let (command_sender, commands) = mpsc::channel();
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
         let progress = Arc::new(Progress {
@@ -187,6 +195,8 @@ impl IkeDriver {
                     reported: Instant::now(),
                     initiating,
                     events: BTreeMap::new(),
+                    configs,
+                    commands,
                 };
                 while !flag.load(Ordering::Relaxed) {
                     io.turn();
@@ -199,7 +209,24 @@ impl IkeDriver {
             events,
             taken: 0,
             progress,
+            commands: command_sender,
         })
+    }
+
+    /// Hands a reloaded configuration's tunnel changes to the IKE thread (it logs the result).
+    pub fn reconfigure(&self, remove: Vec<String>, add: Vec<TunnelPeer>) {
+        let request = CommandRequest {
+            command: DriverCommand::Reconfigure { remove, add },
+            reply: None,
+        };
+        if self.commands.send(request).is_err() {
+            tracing::error!("the IKE thread has stopped: reload not applied");
+        }
+    }
+
+    /// Where operator commands go (the control socket).
+    pub fn commander(&self) -> mpsc::Sender<CommandRequest> {
+        self.commands.clone()
     }
 
     /// Notified whenever events are waiting in [`IkeDriver::try_event`].
@@ -249,6 +276,9 @@ struct Io {
     reported: Instant,
     /// Rekeys and IKE SA ends per tunnel, for status and metrics.
     events: BTreeMap<String, TunnelEvents>,
+    /// Every tunnel's engine configuration, by name (for operator commands).
+    configs: BTreeMap<String, vpn_ike::PeerConfig>,
+    commands: mpsc::Receiver<CommandRequest>,
     /// Tunnels that initiate, by name: they try again, with back-off, while they have no IKE
     /// SA (a production tunnel must come back when its peer does, however long it was away).
     initiating: BTreeMap<String, Retry>,
@@ -260,6 +290,8 @@ struct Retry {
     /// `None`: connected or connecting.
     at: Option<Instant>,
     wait: Duration,
+    /// Terminated by the operator: stays down until initiated again.
+    paused: bool,
 }
 
 impl Io {
@@ -298,6 +330,21 @@ impl Io {
             }
         }
         self.listener.handle_timeout(Instant::now());
+        while let Ok(request) = self.commands.try_recv() {
+            let result = match request.command {
+                DriverCommand::Tunnel(command) => self.execute(&command, Instant::now()),
+                DriverCommand::Reconfigure { remove, add } => {
+                    self.reconfigure(remove, add, Instant::now())
+                }
+            };
+            match (request.reply, result) {
+                (Some(reply), result) => {
+                    let _ = reply.send(result);
+                }
+                (None, Ok(done)) => tracing::info!("{done}"),
+                (None, Err(err)) => tracing::error!("{err}"),
+            }
+        }
         self.retry(Instant::now());
         let before = self.sent;
         while let Some(e) = self.listener.poll_event() {
@@ -325,7 +372,7 @@ impl Io {
             .filter(|sa| sa.state != vpn_ike::SaState::Closed)
             .map(|sa| sa.remote.ip())
             .collect();
-        for (name, r) in &mut self.initiating {
+        for (name, r) in self.initiating.iter_mut().filter(|(_, r)| !r.paused) {
             let connected = live.contains(&r.config.remote_addr.ip());
             match r.at {
                 None if !connected => {
@@ -348,6 +395,92 @@ impl Io {
                     }
                 }
                 _ => {}
+            }
+        }
+    }
+
+    /// Our SPIs of the IKE SAs with `peer` that have not ended.
+    fn live_spis(&self, peer: IpAddr) -> Vec<Spi> {
+        self.listener
+            .sa_info()
+            .iter()
+            .filter(|sa| sa.remote.ip() == peer && sa.state != vpn_ike::SaState::Closed)
+            .map(|sa| if sa.initiator { sa.spi_i } else { sa.spi_r })
+            .collect()
+    }
+
+    /// Applies a reloaded configuration's tunnel changes.
+    fn reconfigure(
+        &mut self,
+        remove: Vec<String>,
+        add: Vec<TunnelPeer>,
+        now: Instant,
+    ) -> CommandResult {
+        for name in &remove {
+            let Some(config) = self.configs.remove(name) else {
+                continue;
+            };
+            for spi in self.live_spis(config.remote_addr.ip()) {
+                self.listener.close(now, spi);
+            }
+            self.initiating.remove(name);
+            self.names.retain(|_, n| n != name);
+        }
+        let (removed, added) = (remove.len(), add.len());
+        for peer in add {
+            self.names
+                .insert(peer.config.remote_addr.ip(), peer.tunnel.clone());
+            if peer.startup == Startup::Initiate {
+                self.initiating.insert(
+                    peer.tunnel.clone(),
+                    Retry {
+                        config: peer.config.clone(),
+                        at: Some(now),
+                        wait: RETRY_FIRST,
+                        paused: false,
+                    },
+                );
+            }
+            self.configs.insert(peer.tunnel, peer.config);
+        }
+        self.listener
+            .set_configs(self.configs.values().cloned().collect())
+            .map_err(|e| format!("reconfiguring the IKE engine: {e}"))?;
+        Ok(format!(
+            "IKE tunnels reconfigured: {removed} removed or replaced, {added} added or replaced"
+        ))
+    }
+
+    /// Carries out an operator command.
+    fn execute(&mut self, command: &TunnelCommand, now: Instant) -> CommandResult {
+        let (TunnelCommand::Initiate(name) | TunnelCommand::Terminate(name)) = command;
+        let Some(config) = self.configs.get(name).cloned() else {
+            return Err(format!("no tunnel named {name:?}"));
+        };
+        let live = self.live_spis(config.remote_addr.ip());
+        match command {
+            TunnelCommand::Initiate(_) => {
+                if let Some(r) = self.initiating.get_mut(name) {
+                    r.paused = false;
+                    r.wait = RETRY_FIRST;
+                }
+                if !live.is_empty() {
+                    return Ok(format!("{name} has an IKE SA already"));
+                }
+                self.listener
+                    .connect(now, config)
+                    .map_err(|e| format!("initiating {name}: {e}"))?;
+                Ok(format!("initiating {name}"))
+            }
+            TunnelCommand::Terminate(_) => {
+                if let Some(r) = self.initiating.get_mut(name) {
+                    r.paused = true;
+                    r.at = None;
+                }
+                for spi in &live {
+                    self.listener.close(now, *spi);
+                }
+                Ok(format!("terminating {name}: {} IKE SA(s)", live.len()))
             }
         }
     }

@@ -9,13 +9,60 @@ use vpn_config::{Config, TrafficMode};
 use super::{
     child_sa::{TunnelSas, TunnelSettings, choose_routes},
     ike_driver::{DriverEvent, IkeDriver},
-    peer_config::peer_config,
+    peer_config::{TunnelPeer, peer_config},
 };
 use crate::datapath::{static_tunnels::StaticTunnel, tunnels::RoutePlan};
 
 pub struct IkeTunnels {
     driver: IkeDriver,
     tunnels: BTreeMap<String, TunnelSas>,
+    /// The configuration running now (for reloads).
+    applied: Config,
+    wan: Ipv4Addr,
+}
+
+/// The engine's peers and the datapath settings of every tunnel of `config`.
+fn plan(
+    config: &Config,
+    wan: Ipv4Addr,
+) -> anyhow::Result<(Vec<TunnelPeer>, BTreeMap<String, TunnelSettings>)> {
+    let secrets = config
+        .resolve_secrets()
+        .map_err(|errors| anyhow::anyhow!("{errors}"))?;
+    let mut peers = Vec::new();
+    let mut settings = BTreeMap::new();
+    for tunnel in &config.tunnels {
+        // The PSK or the PEM private key (read from its mode-0600 file).
+        let secret = secrets
+            .tunnel(&tunnel.name)
+            .with_context(|| format!("tunnel {}: no pre-shared key or private key", tunnel.name))?;
+        peers.push(peer_config(&config.router, tunnel, wan.into(), secret)?);
+        let v4 = |net: &ipnet::IpNet| match net {
+            ipnet::IpNet::V4(v4) => Some(*v4),
+            ipnet::IpNet::V6(_) => None,
+        };
+        let routes = config
+            .routes
+            .iter()
+            .filter(|r| r.tunnel == tunnel.name)
+            .filter_map(|r| v4(&r.prefix).map(|p| (p, r.priority)))
+            .collect();
+        let remote_selectors = match &tunnel.traffic {
+            TrafficMode::Policy { remote, .. } => remote.iter().filter_map(v4).collect(),
+            TrafficMode::Route { .. } => Vec::new(),
+        };
+        settings.insert(
+            tunnel.name.clone(),
+            TunnelSettings {
+                name: tunnel.name.clone(),
+                routes,
+                remote_selectors,
+                mtu: tunnel.mtu,
+                mss: tunnel.mss,
+            },
+        );
+    }
+    Ok((peers, settings))
 }
 
 impl IkeTunnels {
@@ -26,48 +73,77 @@ impl IkeTunnels {
         wan: Ipv4Addr,
         report: std::path::PathBuf,
     ) -> anyhow::Result<Option<Self>> {
-        let wanted: Vec<_> = config.tunnels.iter().collect();
-        if wanted.is_empty() {
+        if config.tunnels.is_empty() {
             return Ok(None);
         }
-        let secrets = config
-            .resolve_secrets()
-            .map_err(|errors| anyhow::anyhow!("{errors}"))?;
-        let mut peers = Vec::new();
-        let mut tunnels = BTreeMap::new();
-        for tunnel in wanted {
-            // The PSK or the PEM private key (read from its mode-0600 file).
-            let secret = secrets.tunnel(&tunnel.name).with_context(|| {
-                format!("tunnel {}: no pre-shared key or private key", tunnel.name)
-            })?;
-            peers.push(peer_config(&config.router, tunnel, wan.into(), secret)?);
-            let v4 = |net: &ipnet::IpNet| match net {
-                ipnet::IpNet::V4(v4) => Some(*v4),
-                ipnet::IpNet::V6(_) => None,
-            };
-            let routes = config
-                .routes
-                .iter()
-                .filter(|r| r.tunnel == tunnel.name)
-                .filter_map(|r| v4(&r.prefix).map(|p| (p, r.priority)))
-                .collect();
-            let remote_selectors = match &tunnel.traffic {
-                TrafficMode::Policy { remote, .. } => remote.iter().filter_map(v4).collect(),
-                TrafficMode::Route { .. } => Vec::new(),
-            };
-            tunnels.insert(
-                tunnel.name.clone(),
-                TunnelSas::new(TunnelSettings {
-                    name: tunnel.name.clone(),
-                    routes,
-                    remote_selectors,
-                    mtu: tunnel.mtu,
-                    mss: tunnel.mss,
-                }),
-            );
-        }
+        let (peers, settings) = plan(config, wan)?;
+        let tunnels = settings
+            .into_iter()
+            .map(|(name, s)| (name, TunnelSas::new(s)))
+            .collect();
         let driver = IkeDriver::start(wan, peers, report)?;
-        Ok(Some(IkeTunnels { driver, tunnels }))
+        Ok(Some(IkeTunnels {
+            driver,
+            tunnels,
+            applied: config.clone(),
+            wan,
+        }))
+    }
+
+    /// Applies a reloaded configuration: tunnels whose configuration did not change keep
+    /// their SAs (their routes are updated); changed ones are negotiated again; removed ones
+    /// are deleted; new ones start. A configuration whose secrets or tunnels cannot be used
+    /// changes nothing.
+    pub fn reload(&mut self, config: &Config) -> anyhow::Result<String> {
+        let (peers, mut settings) = plan(config, self.wan)?;
+        let router_changed = config.router != self.applied.router;
+        let old: BTreeMap<&str, &vpn_config::Tunnel> = self
+            .applied
+            .tunnels
+            .iter()
+            .map(|t| (t.name.as_str(), t))
+            .collect();
+        let mut remove = Vec::new();
+        let mut add = Vec::new();
+        let mut kept = 0;
+        for peer in peers {
+            let name = peer.tunnel.clone();
+            let same = config
+                .tunnels
+                .iter()
+                .find(|t| t.name == name)
+                .is_some_and(|t| !router_changed && old.get(name.as_str()) == Some(&t));
+            let Some(s) = settings.remove(&name) else {
+                continue;
+            };
+            if same {
+                if let Some(sas) = self.tunnels.get_mut(&name) {
+                    sas.set_settings(s);
+                }
+                kept += 1;
+                continue;
+            }
+            if old.contains_key(name.as_str()) {
+                remove.push(name.clone());
+            }
+            self.tunnels.insert(name, TunnelSas::new(s));
+            add.push(peer);
+        }
+        let mut gone = 0;
+        for name in old.keys() {
+            if !config.tunnels.iter().any(|t| t.name == *name) {
+                remove.push((*name).to_owned());
+                self.tunnels.remove(*name);
+                gone += 1;
+            }
+        }
+        let summary = format!(
+            "{kept} tunnel(s) unchanged, {} new or changed, {gone} removed",
+            add.len()
+        );
+        self.driver.reconfigure(remove, add);
+        self.applied = config.clone();
+        Ok(summary)
     }
 
     /// Takes the engine's news; `true` if what the datapath should carry changed.
@@ -108,6 +184,11 @@ impl IkeTunnels {
     /// Tells the engine's thread that what [`IkeTunnels::poll`] took is in the datapath now.
     pub fn applied(&self) {
         self.driver.applied();
+    }
+
+    /// Where operator commands go (the control socket).
+    pub fn commander(&self) -> std::sync::mpsc::Sender<super::commands::CommandRequest> {
+        self.driver.commander()
     }
 
     /// Notified when the engine has news for [`IkeTunnels::poll`].

@@ -22,6 +22,12 @@ static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"),
 pub const PINNED_MAPS: &[(&str, &str)] = &[
     (names::CLASS_COUNTERS, "class_counters"),
     (names::DATAPATH_EVENTS, "datapath_events"),
+    (names::NAT_EVENTS, "nat_events"),
+    (names::NAT_OUT, "nat_out"),
+    (names::NAT_IN, "nat_in"),
+    (names::NAT_RULES, "nat_rules"),
+    (names::NAT_SETTINGS, "nat_settings"),
+    (names::NAT_RESERVED_PORTS, "nat_reserved_ports"),
 ];
 
 /// An interface to attach one of the XDP entry points to.
@@ -100,6 +106,11 @@ impl Datapath {
     /// The tunnel maps, for the control plane to write (taken once).
     pub fn tunnel_tables(&mut self) -> anyhow::Result<super::tables::TunnelTables> {
         super::tables::TunnelTables::take_from(&mut self.ebpf)
+    }
+
+    /// The NAT maps, for the NAT runtime (taken once).
+    pub fn nat_maps(&mut self) -> anyhow::Result<super::nat::NatMaps> {
+        super::nat::NatMaps::take_from(&mut self.ebpf)
     }
 
     pub fn attached(&self) -> &[AttachedInterface] {

@@ -289,6 +289,11 @@ impl TunnelRuntime {
         Ok(())
     }
 
+    /// Has the worker translate decrypted traffic that matches a NAT rule.
+    pub fn enable_nat(&self, nat: super::nat::worker_path::WorkerNat) -> anyhow::Result<()> {
+        self.send(Control::Nat(Box::new(nat)))
+    }
+
     fn send(&self, control: Control) -> anyhow::Result<()> {
         self.control
             .send(control)

@@ -33,6 +33,7 @@ use xdpilone::xdp::XdpDesc;
 
 use super::{
     fragment,
+    nat::worker_path::{NatVerdict, WorkerNat},
     sa_table::{DropReason, Expiry, OutboundEntry, SaEntry, SaSnapshot, SaTable},
     xsk::{FRAME_COUNT, FramePool, XskPair, reap_completions, refill},
 };
@@ -46,8 +47,15 @@ const REPORT_EVERY: Duration = Duration::from_millis(250);
 
 /// Changes to the worker's SAs, sent by the control plane.
 pub enum Control {
-    Install { slot: u32, entry: Box<SaEntry> },
-    Remove { slot: u32 },
+    Install {
+        slot: u32,
+        entry: Box<SaEntry>,
+    },
+    Remove {
+        slot: u32,
+    },
+    /// Translate decrypted traffic that matches a NAT rule before handing it to the kernel.
+    Nat(Box<WorkerNat>),
 }
 
 /// An SA reached a lifetime limit; sent to the control plane (which rekeys, or takes the SA
@@ -74,6 +82,9 @@ pub struct WorkerReport {
     /// SAs that reached a soft or hard lifetime limit, by kind.
     #[serde(default)]
     pub lifetime_events: BTreeMap<String, u64>,
+    /// NAT of decrypted traffic (translated, new_flows, allocation_failed, ...).
+    #[serde(default)]
+    pub nat: BTreeMap<String, u64>,
 }
 
 #[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
@@ -101,6 +112,7 @@ pub struct Worker {
     tx_batch: Vec<XdpDesc>,
     /// Frames (UMEM address) and the packet range in each to hand to the kernel.
     kernel_batch: Vec<(u64, std::ops::Range<usize>)>,
+    nat: Option<Box<WorkerNat>>,
 }
 
 enum Verdict {
@@ -143,6 +155,7 @@ impl Worker {
             rx_batch: Vec::with_capacity(RX_BATCH as usize),
             tx_batch: Vec::with_capacity(RX_BATCH as usize),
             kernel_batch: Vec::with_capacity(RX_BATCH as usize),
+            nat: None,
         })
     }
 
@@ -184,6 +197,7 @@ impl Worker {
                 Ok(Control::Remove { slot }) => {
                     self.sas.remove(slot);
                 }
+                Ok(Control::Nat(nat)) => self.nat = Some(nat),
                 Err(TryRecvError::Empty | TryRecvError::Disconnected) => return,
             }
         }
@@ -354,6 +368,11 @@ impl Worker {
                 &self.events,
             )?;
             self.counts.decrypted += 1;
+            if let Some(nat) = self.nat.as_mut()
+                && nat.outbound(&mut frame[inner.clone()]) == NatVerdict::Drop
+            {
+                return Ok(Verdict::Release);
+            }
             Ok(Verdict::ToKernel(inner))
         } else if meta.job == XskJob::Encrypt as u8 {
             let outer = match encrypt(
@@ -396,6 +415,20 @@ impl Worker {
             let _ = self.events.send(LifetimeEvent { slot, expiry });
         }
         self.counts.sas = self.sas.snapshot();
+        if let Some(nat) = &self.nat {
+            let c = nat.counts;
+            self.counts.nat = [
+                ("translated", c.translated),
+                ("new_flows", c.new_flows),
+                ("allocation_failed", c.allocation_failed),
+                ("untranslated", c.untranslated),
+                ("fragment_dropped", c.fragment_dropped),
+                ("malformed", c.malformed),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect();
+        }
         for (side, port) in [("wan", &self.xsk.wan), ("lan", &self.xsk.lan)] {
             if let Ok(stats) = port.user.statistics_v2() {
                 self.counts.sockets.insert(

@@ -2,10 +2,14 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{HashMap, LpmTrie, PerCpuArray, XskMap},
+    maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, XskMap},
 };
 use vpn_common::{
     CLASS_COUNTER_ENTRIES, TrafficCounter,
+    nat::{
+        FlowKey, MAX_NAT_FLOWS, MAX_NAT_RULES, NAT_RESERVED_WORDS, NatEvent, NatMapping,
+        NatRuleEntry, NatSettings,
+    },
     tunnel::{
         DatapathEvent, InboundSa, MAX_INBOUND_SAS, MAX_QUEUES, MAX_TUNNEL_ROUTES, MAX_TUNNELS,
         TunnelOut,
@@ -35,6 +39,25 @@ pub static XSKS_WAN: XskMap = XskMap::with_max_entries(MAX_QUEUES, 0);
 
 #[map]
 pub static XSKS_LAN: XskMap = XskMap::with_max_entries(MAX_QUEUES, 0);
+
+#[map]
+pub static NAT_RULES: Array<NatRuleEntry> = Array::with_max_entries(MAX_NAT_RULES, 0);
+
+#[map]
+pub static NAT_SETTINGS: Array<NatSettings> = Array::with_max_entries(1, 0);
+
+#[map]
+pub static NAT_OUT: LruHashMap<FlowKey, NatMapping> =
+    LruHashMap::with_max_entries(MAX_NAT_FLOWS, 0);
+
+#[map]
+pub static NAT_IN: LruHashMap<FlowKey, NatMapping> = LruHashMap::with_max_entries(MAX_NAT_FLOWS, 0);
+
+#[map]
+pub static NAT_RESERVED_PORTS: Array<u64> = Array::with_max_entries(NAT_RESERVED_WORDS, 0);
+
+#[map]
+pub static NAT_EVENTS: PerCpuArray<u64> = PerCpuArray::with_max_entries(NatEvent::COUNT as u32, 0);
 
 /// Counts one datapath event on this CPU.
 #[inline(always)]

@@ -5,12 +5,17 @@
 //! - WAN: ESP whose SPI has an inbound SA goes to a crypto worker ([`wan::inbound`]);
 //! - LAN: IPv4 whose destination a tunnel route covers goes to a crypto worker with the next
 //!   hop towards the peer ([`lan::outbound`]);
+//! - NAT masquerade on both: replies to translated flows are translated back first
+//!   ([`nat::reverse`]; on the LAN they may then enter a tunnel), packets matching a rule and
+//!   routed out of its interface are translated ([`nat::forward`]; tunnel traffic never: it
+//!   was redirected above, and IKE/ESP classes are not NAT's);
 //! - everything else passes to the kernel unchanged.
 
 mod frame;
 mod lan;
 mod maps;
 mod meta;
+mod nat;
 mod wan;
 
 use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
@@ -25,6 +30,13 @@ pub fn xdp_wan(ctx: XdpContext) -> u32 {
     let class = observe(&ctx, InterfaceRole::Wan);
     match class {
         PacketClass::Esp | PacketClass::EspInUdp => wan::inbound(&ctx, class),
+        PacketClass::Plain | PacketClass::Fragment => {
+            if nat::reverse(&ctx, class) {
+                xdp_action::XDP_PASS
+            } else {
+                nat::forward(&ctx, class)
+            }
+        }
         _ => xdp_action::XDP_PASS,
     }
 }
@@ -33,7 +45,15 @@ pub fn xdp_wan(ctx: XdpContext) -> u32 {
 pub fn xdp_lan(ctx: XdpContext) -> u32 {
     match observe(&ctx, InterfaceRole::Lan) {
         PacketClass::NonIp | PacketClass::Malformed => xdp_action::XDP_PASS,
-        _ => lan::outbound(&ctx),
+        // A reply translated back goes where its inside host is, a tunnel included.
+        class if nat::reverse(&ctx, class) => lan::outbound(&ctx),
+        class => match lan::outbound(&ctx) {
+            // Not for a tunnel: ordinary routing, after source translation.
+            xdp_action::XDP_PASS if matches!(class, PacketClass::Plain | PacketClass::Fragment) => {
+                nat::forward(&ctx, class)
+            }
+            action => action,
+        },
     }
 }
 

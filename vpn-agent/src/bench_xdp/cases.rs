@@ -2,10 +2,11 @@
 //! class it counts and the one datapath event (if any). A case that does not take its intended
 //! path fails the benchmark instead of being timed.
 
-use vpn_common::{PacketClass, tunnel::DatapathEvent};
+use vpn_common::{PacketClass, nat::NatEvent, tunnel::DatapathEvent};
 
 use super::{
     frames,
+    nat::{INSIDE_PORT, NAT_PORT, NAT_REMOTE, REMOTE_PORT},
     netns::{PEER_ADDR, WAN_ADDR},
     tables::{LOCAL_HOST, NOT_ROUTED, REMOTE_HOST, SPI_RAW, SPI_UDP, SPI_UNKNOWN},
 };
@@ -48,6 +49,10 @@ pub struct Case {
     pub verdict: u32,
     pub class: PacketClass,
     pub event: Option<DatapathEvent>,
+    pub nat_event: Option<NatEvent>,
+    /// The program rewrites the frame, so a `repeat` loop would time a different path from
+    /// the second repetition on (test-run does not restore the frame).
+    pub modifies_frame: bool,
 }
 
 fn wan_udp_pass() -> Case {
@@ -59,6 +64,8 @@ fn wan_udp_pass() -> Case {
         verdict: XDP_PASS,
         class: PacketClass::Plain,
         event: None,
+        nat_event: None,
+        modifies_frame: false,
     }
 }
 
@@ -71,6 +78,8 @@ fn wan_esp_in_udp_known() -> Case {
         verdict: XDP_REDIRECT,
         class: PacketClass::EspInUdp,
         event: Some(DatapathEvent::InboundToWorker),
+        nat_event: None,
+        modifies_frame: false,
     }
 }
 
@@ -83,6 +92,8 @@ fn wan_raw_esp_unknown() -> Case {
         verdict: XDP_PASS,
         class: PacketClass::Esp,
         event: Some(DatapathEvent::UnknownSpi),
+        nat_event: None,
+        modifies_frame: false,
     }
 }
 
@@ -95,6 +106,8 @@ fn lan_no_route() -> Case {
         verdict: XDP_PASS,
         class: PacketClass::Plain,
         event: None,
+        nat_event: None,
+        modifies_frame: false,
     }
 }
 
@@ -107,7 +120,54 @@ fn lan_tunnel_route() -> Case {
         verdict: XDP_REDIRECT,
         class: PacketClass::Plain,
         event: Some(DatapathEvent::OutboundToWorker),
+        nat_event: None,
+        modifies_frame: false,
     }
+}
+
+fn wan_nat_reply() -> Case {
+    Case {
+        program: Program::Wan,
+        name: "nat-reply",
+        what: "UDP reply to a masqueraded flow: NAT_IN hit, destination translated back, passed",
+        frame: frames::udp(
+            NAT_REMOTE,
+            WAN_ADDR,
+            REMOTE_PORT,
+            NAT_PORT,
+            &[0x5a; 1400 - 28],
+        ),
+        verdict: XDP_PASS,
+        class: PacketClass::Plain,
+        event: None,
+        nat_event: Some(NatEvent::ReverseTranslated),
+        modifies_frame: true,
+    }
+}
+
+fn lan_nat_established() -> Case {
+    Case {
+        program: Program::Lan,
+        name: "nat-established",
+        what: "LAN UDP of an established masqueraded flow: route lookup misses, NAT rule, bpf_fib_lookup, NAT_OUT hit, source translated, passed",
+        frame: frames::udp(
+            LOCAL_HOST,
+            NAT_REMOTE,
+            INSIDE_PORT,
+            REMOTE_PORT,
+            &[0x5a; 1400 - 28],
+        ),
+        verdict: XDP_PASS,
+        class: PacketClass::Plain,
+        event: None,
+        nat_event: Some(NatEvent::Translated),
+        modifies_frame: true,
+    }
+}
+
+/// The NAT scale table: established flows in both directions.
+pub fn nat_scale() -> Vec<Case> {
+    vec![wan_nat_reply(), lan_nat_established()]
 }
 
 /// The per-program table: every class the programs tell apart on the production map sizes.
@@ -122,6 +182,8 @@ pub fn per_program() -> Vec<Case> {
             verdict: XDP_PASS,
             class: PacketClass::Ike,
             event: None,
+            nat_event: None,
+            modifies_frame: false,
         },
         Case {
             program: Program::Wan,
@@ -131,6 +193,8 @@ pub fn per_program() -> Vec<Case> {
             verdict: XDP_PASS,
             class: PacketClass::EspInUdp,
             event: Some(DatapathEvent::UnknownSpi),
+            nat_event: None,
+            modifies_frame: false,
         },
         wan_raw_esp_unknown(),
         wan_esp_in_udp_known(),
@@ -142,9 +206,13 @@ pub fn per_program() -> Vec<Case> {
             verdict: XDP_REDIRECT,
             class: PacketClass::Esp,
             event: Some(DatapathEvent::InboundToWorker),
+            nat_event: None,
+            modifies_frame: false,
         },
+        wan_nat_reply(),
         lan_no_route(),
         lan_tunnel_route(),
+        lan_nat_established(),
         Case {
             program: Program::Lan,
             name: "tunnel-route-tcp-syn",
@@ -153,6 +221,8 @@ pub fn per_program() -> Vec<Case> {
             verdict: XDP_REDIRECT,
             class: PacketClass::Plain,
             event: Some(DatapathEvent::OutboundToWorker),
+            nat_event: None,
+            modifies_frame: true,
         },
     ]
 }

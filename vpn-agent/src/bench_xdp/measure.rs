@@ -33,6 +33,8 @@ pub struct Target<'a> {
     pub frame: &'a [u8],
     pub ingress: Ingress,
     pub verdict: u32,
+    /// Whether a `repeat` loop stays on the case's path (the program leaves the frame as is).
+    pub loopable: bool,
 }
 
 #[derive(Default)]
@@ -70,7 +72,7 @@ pub fn measure(targets: &[Target<'_>], s: &Settings) -> anyhow::Result<Vec<Timin
                 .round_medians
                 .push(median_u32(&mut this_round.clone()));
             timing.samples.extend_from_slice(&this_round);
-            if s.loop_repeat > 1 {
+            if s.loop_repeat > 1 && t.loopable {
                 let run = test_run(t.fd, t.frame, t.ingress, s.loop_repeat)?;
                 timing.loop_verdict = Some(run.retval);
                 if run.retval == t.verdict {
@@ -99,7 +101,7 @@ fn percentile(sorted: &[u32], p: f64) -> f64 {
 impl Timing {
     /// Statistics of the single runs (ns), and of the `repeat` loops where those stayed on the
     /// intended path.
-    pub fn to_json(&self, expected_verdict: u32) -> Value {
+    pub fn to_json(&self, expected_verdict: u32, loopable: bool) -> Value {
         let mut sorted = self.samples.clone();
         sorted.sort_unstable();
         let mean = sorted.iter().map(|&v| f64::from(v)).sum::<f64>() / sorted.len().max(1) as f64;
@@ -107,12 +109,14 @@ impl Timing {
         loops.sort_by(f64::total_cmp);
         let loop_ns = (!loops.is_empty()).then(|| loops[loops.len() / 2]);
         let loop_note = match self.loop_verdict {
-            None => Value::Null,
-            Some(v) if v == expected_verdict => Value::Null,
-            Some(v) => json!(format!(
+            _ if !loopable => json!(
+                "no loop: the program rewrites the frame, and test-run does not restore it between repetitions"
+            ),
+            Some(v) if v != expected_verdict => json!(format!(
                 "a repeat loop ends in {}: the program changes the frame (XSK metadata) and test-run does not restore it between repetitions, so only single runs are valid",
                 verdict_name(v)
             )),
+            _ => Value::Null,
         };
         json!({
             "runs": sorted.len(),

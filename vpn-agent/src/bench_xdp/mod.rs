@@ -9,6 +9,7 @@
 mod cases;
 mod frames;
 mod measure;
+mod nat;
 mod netns;
 mod tables;
 mod test_run;
@@ -20,6 +21,7 @@ use aya::{Ebpf, maps::PerCpuArray, programs::ProgramFd};
 use serde_json::json;
 use vpn_common::{
     CLASS_COUNTER_ENTRIES, InterfaceRole, TrafficCounter, class_counter_index, names,
+    nat::{MAX_NAT_FLOWS, NatEvent},
     tunnel::{DatapathEvent, MAX_INBOUND_SAS, MAX_TUNNEL_ROUTES},
 };
 
@@ -42,6 +44,10 @@ pub struct BenchXdpArgs {
     /// Numbers of inbound SAs and tunnel routes for the scale runs.
     #[arg(long, value_delimiter = ',', default_value = "1,100,10000")]
     pub sas: Vec<u32>,
+    /// Numbers of established NAT flows (an entry in NAT_OUT and one in NAT_IN each) for the
+    /// NAT scale runs.
+    #[arg(long, value_delimiter = ',', default_value = "1,1000000")]
+    pub nat_flows: Vec<u32>,
     /// Smoke-test sizes: 2 rounds of 200 runs, loops of 1000.
     #[arg(long)]
     pub quick: bool,
@@ -51,6 +57,9 @@ pub struct BenchXdpArgs {
 /// fewer than the largest scale run, so the scale objects are all loaded with this size (the
 /// same for every SA count, so that only the occupancy differs between them).
 const SCALE_INBOUND_SAS: u32 = 16 * 1024;
+/// NAT_OUT and NAT_IN size in the NAT scale objects (production: MAX_NAT_FLOWS, 65,536): room
+/// for 1,000,000 flows with a margin, since an LRU map may evict before it is quite full.
+const SCALE_NAT_FLOWS: u32 = 1_200_000;
 
 pub fn run(args: &BenchXdpArgs) -> anyhow::Result<()> {
     if !nix::unistd::geteuid().is_root() {
@@ -69,6 +78,11 @@ pub fn run(args: &BenchXdpArgs) -> anyhow::Result<()> {
             loop_repeat: args.loop_repeat,
         }
     };
+    for &n in &args.nat_flows {
+        if n == 0 || n > 1_000_000 {
+            bail!("--nat-flows {n}: between 1 and 1000000");
+        }
+    }
     for &n in &args.sas {
         if n == 0 || n > SCALE_INBOUND_SAS.min(MAX_TUNNEL_ROUTES) {
             bail!(
@@ -100,6 +114,9 @@ pub fn run(args: &BenchXdpArgs) -> anyhow::Result<()> {
         .tables
         .register_sockets(0, &sockets.wan.fd(), &sockets.lan.fd())?;
     tables::install_probes(&mut production.tables, true)?;
+    // Every object has the same NAT rule and probe flow (NAT is on every plain frame's path:
+    // the reverse lookup and the rule check run on both sides).
+    production.nat.install(net.wan_ifindex, 1)?;
     // The smallest count is loaded twice: the second copy measures how much two loads of the
     // same object with the same contents differ (memory placement), a noise floor that the
     // round-to-round spread does not show.
@@ -116,12 +133,36 @@ pub fn run(args: &BenchXdpArgs) -> anyhow::Result<()> {
         let sas = tables::install_probes(&mut loaded.tables, false)?;
         tables::fill_synthetic(&mut loaded.tables, n, sas)
             .with_context(|| format!("filling the maps with {n} SAs and routes"))?;
+        loaded.nat.install(net.wan_ifindex, 1)?;
         scaled.push((n, copy, loaded));
+    }
+    let mut nat_scaled = Vec::new();
+    for &n in &args.nat_flows {
+        let started = std::time::Instant::now();
+        let mut loaded = Loaded::load(&[
+            (names::NAT_OUT, SCALE_NAT_FLOWS),
+            (names::NAT_IN, SCALE_NAT_FLOWS),
+        ])?;
+        loaded
+            .tables
+            .register_sockets(0, &sockets.wan.fd(), &sockets.lan.fd())?;
+        tables::install_probes(&mut loaded.tables, false)?;
+        loaded
+            .nat
+            .install(net.wan_ifindex, n)
+            .with_context(|| format!("filling the NAT tables with {n} flows"))?;
+        tracing::info!(
+            flows = n,
+            secs = started.elapsed().as_secs_f64(),
+            "NAT tables filled"
+        );
+        nat_scaled.push((n, loaded));
     }
     let floor = test_run::load_floor_program().context("loading the empty reference program")?;
 
     let per_program = cases::per_program();
     let scale_cases = cases::scale();
+    let nat_cases = cases::nat_scale();
     for case in &per_program {
         production.verify(case, ingress(case.program))?;
     }
@@ -132,6 +173,13 @@ pub fn run(args: &BenchXdpArgs) -> anyhow::Result<()> {
                 .with_context(|| format!("with {n} SAs"))?;
         }
     }
+    for (n, loaded) in &nat_scaled {
+        for case in &nat_cases {
+            loaded
+                .verify(case, ingress(case.program))
+                .with_context(|| format!("with {n} NAT flows"))?;
+        }
+    }
 
     let floor_frame = cases::floor_frame();
     let mut targets = vec![Target {
@@ -140,6 +188,7 @@ pub fn run(args: &BenchXdpArgs) -> anyhow::Result<()> {
         frame: &floor_frame,
         ingress: wan_in,
         verdict: cases::XDP_PASS,
+        loopable: true,
     }];
     for case in &per_program {
         targets.push(production.target(case, ingress(case.program), "production".into()));
@@ -147,6 +196,12 @@ pub fn run(args: &BenchXdpArgs) -> anyhow::Result<()> {
     for (n, copy, loaded) in &scaled {
         for case in &scale_cases {
             let what = format!("{n} SAs, copy {copy}");
+            targets.push(loaded.target(case, ingress(case.program), what));
+        }
+    }
+    for (n, loaded) in &nat_scaled {
+        for case in &nat_cases {
+            let what = format!("{n} NAT flows");
             targets.push(loaded.target(case, ingress(case.program), what));
         }
     }
@@ -161,7 +216,7 @@ pub fn run(args: &BenchXdpArgs) -> anyhow::Result<()> {
 
     let floor_json = timings
         .next()
-        .map(|t| t.to_json(cases::XDP_PASS))
+        .map(|t| t.to_json(cases::XDP_PASS, true))
         .unwrap_or_default();
     let case_json = |case: &Case, timing: measure::Timing| {
         json!({
@@ -172,7 +227,8 @@ pub fn run(args: &BenchXdpArgs) -> anyhow::Result<()> {
             "verdict": cases::verdict_name(case.verdict),
             "class": case.class.name(),
             "event": case.event.map(DatapathEvent::name),
-            "ns": timing.to_json(case.verdict),
+            "nat_event": case.nat_event.map(NatEvent::name),
+            "ns": timing.to_json(case.verdict, !case.modifies_frame),
         })
     };
     let mut per_program_json = Vec::new();
@@ -191,6 +247,15 @@ pub fn run(args: &BenchXdpArgs) -> anyhow::Result<()> {
             scale_json.push(v);
         }
     }
+    let mut nat_json = Vec::new();
+    for (n, _) in &nat_scaled {
+        for case in &nat_cases {
+            let t = timings.next().ok_or_else(|| anyhow!("timing missing"))?;
+            let mut v = case_json(case, t);
+            v["flows"] = json!(n);
+            nat_json.push(v);
+        }
+    }
     let doc = json!({
         "schema": 1,
         "method": "BPF_PROG_TEST_RUN, one run per call (repeat = 1), the kernel's own timing of the run (duration, ns); rounds interleave every case, order rotated per round",
@@ -203,17 +268,22 @@ pub fn run(args: &BenchXdpArgs) -> anyhow::Result<()> {
             "production_inbound_sas_max": MAX_INBOUND_SAS,
             "scale_inbound_sas_max": SCALE_INBOUND_SAS,
             "tunnel_routes_max": MAX_TUNNEL_ROUTES,
+            "production_nat_flows_max": MAX_NAT_FLOWS,
+            "scale_nat_flows_max": SCALE_NAT_FLOWS,
         },
         "floor": floor_json,
         "per_program": per_program_json,
         "scale": scale_json,
+        "nat_scale": nat_json,
         "notes": [
             "Each case is checked before it is timed: the verdict, the class counter and the datapath event it must produce (and no other).",
             "The runs happen in a private network namespace: veth pairs for WAN and LAN, AF_XDP sockets bound to their queue 0 and registered in the XSKMAPs (the programs redirect only to a registered socket; in test-run mode the redirect is not carried out), a permanent neighbour for the peer so bpf_fib_lookup succeeds.",
             "floor is the empty program (r0 = XDP_PASS; exit) timed the same way: the harness's own cost per run, one clock read included, which repeat loops would amortise.",
             "loop_ns: the kernel's average over one repeat loop (median over rounds), only where every repetition stays on the case's path; the redirecting cases cannot be looped (XSK metadata accumulates).",
             "Scale objects are loaded with INBOUND_SAS resized to scale_inbound_sas_max for every SA count (the production object holds production_inbound_sas_max inbound SAs); SPIs are pseudo-random, routes are distinct pseudo-random /16-/32 prefixes in 10.0.0.0/8 over min(SAs, 1024) tunnel slots.",
-            "The smallest SA count is loaded twice (copy 2): the difference between the two copies is the noise between separately loaded objects."
+            "The smallest SA count is loaded twice (copy 2): the difference between the two copies is the noise between separately loaded objects.",
+            "Every object holds one NAT masquerade rule (10.1.0.0/24 to 203.0.113.0/24 out of the WAN) and one established probe flow. NAT scale objects are loaded with NAT_OUT and NAT_IN resized to scale_nat_flows_max for every flow count (production: production_nat_flows_max) and hold that many established UDP flows, one entry in each table per flow.",
+            "Cases that rewrite the frame (NAT, the MSS clamp) have no loop figure: from the second repetition on, a loop would see the rewritten frame."
         ],
     });
     println!("{}", serde_json::to_string_pretty(&doc)?);
@@ -221,10 +291,12 @@ pub fn run(args: &BenchXdpArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// One loaded (verified, not attached) copy of the datapath object with its tunnel tables.
+/// One loaded (verified, not attached) copy of the datapath object with its tunnel and NAT
+/// tables.
 struct Loaded {
     ebpf: Ebpf,
     tables: TunnelTables,
+    nat: nat::NatTables,
     wan: ProgramFd,
     lan: ProgramFd,
 }
@@ -233,6 +305,7 @@ impl Loaded {
     fn load(max_entries: &[(&'static str, u32)]) -> anyhow::Result<Self> {
         let mut ebpf = loader::load_unattached(max_entries)?;
         let tables = TunnelTables::take_from(&mut ebpf)?;
+        let nat = nat::NatTables::take_from(&mut ebpf)?;
         let fd = |name: &str| -> anyhow::Result<ProgramFd> {
             let program = ebpf
                 .program(name)
@@ -243,6 +316,7 @@ impl Loaded {
         Ok(Loaded {
             ebpf,
             tables,
+            nat,
             wan,
             lan,
         })
@@ -262,11 +336,12 @@ impl Loaded {
             frame: &case.frame,
             ingress,
             verdict: case.verdict,
+            loopable: !case.modifies_frame,
         }
     }
 
-    /// Class counters (packets) and datapath events, summed over CPUs.
-    fn counters(&self) -> anyhow::Result<(Vec<u64>, Vec<u64>)> {
+    /// Class counters (packets), datapath events and NAT events, summed over CPUs.
+    fn counters(&self) -> anyhow::Result<(Vec<u64>, Vec<u64>, Vec<u64>)> {
         let map = |name: &str| {
             self.ebpf
                 .map(name)
@@ -283,17 +358,22 @@ impl Loaded {
         for i in 0..DatapathEvent::COUNT as u32 {
             e.push(events.get(&i, 0)?.iter().sum());
         }
-        Ok((c, e))
+        let nat_events: PerCpuArray<_, u64> = PerCpuArray::try_from(map(names::NAT_EVENTS)?)?;
+        let mut n = Vec::new();
+        for i in 0..NatEvent::COUNT as u32 {
+            n.push(nat_events.get(&i, 0)?.iter().sum());
+        }
+        Ok((c, e, n))
     }
 
     /// Runs the case once and checks that it took its path: verdict, exactly one count of its
     /// class, its datapath event and no other.
     fn verify(&self, case: &Case, ingress: Ingress) -> anyhow::Result<()> {
         let label = format!("{} {}", case.program.name(), case.name);
-        let (classes_before, events_before) = self.counters()?;
+        let (classes_before, events_before, nat_before) = self.counters()?;
         let run = test_run::test_run(self.fd(case.program), &case.frame, ingress, 1)
             .with_context(|| format!("{label}: BPF_PROG_TEST_RUN"))?;
-        let (classes_after, events_after) = self.counters()?;
+        let (classes_after, events_after, nat_after) = self.counters()?;
         if run.retval != case.verdict {
             bail!(
                 "{label}: {} instead of {}",
@@ -323,6 +403,16 @@ impl Loaded {
             if a - b != want {
                 bail!(
                     "{label}: datapath event {} moved by {} (expected {want})",
+                    event.name(),
+                    a - b
+                );
+            }
+        }
+        for (event, (a, b)) in NatEvent::ALL.iter().zip(nat_after.iter().zip(&nat_before)) {
+            let want = u64::from(case.nat_event == Some(*event));
+            if a - b != want {
+                bail!(
+                    "{label}: NAT event {} moved by {} (expected {want})",
                     event.name(),
                     a - b
                 );

@@ -48,6 +48,17 @@ pub fn enter_private() -> anyhow::Result<BenchNet> {
         "nud",
         "permanent",
     ])?;
+    // The NAT rule's destinations (203.0.113.0/24) leave through the WAN, towards the peer.
+    let peer = PEER_ADDR.to_string();
+    ip(&[
+        "route",
+        "add",
+        "203.0.113.0/24",
+        "via",
+        &peer,
+        "dev",
+        WAN_IF,
+    ])?;
     // /proc/sys/net is the writing thread's namespace's.
     std::fs::write("/proc/sys/net/ipv4/ip_forward", "1").context("enabling IPv4 forwarding")?;
     let index = |name: &str| {

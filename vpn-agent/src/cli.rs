@@ -37,6 +37,9 @@ pub enum Command {
         #[command(subcommand)]
         command: crate::import::ImportCommand,
     },
+    /// Time the XDP programs with BPF_PROG_TEST_RUN and print JSON (for `cargo xtask bench`).
+    #[command(hide = true)]
+    BenchXdp(crate::bench_xdp::BenchXdpArgs),
     /// Full-mesh inventories (seed 004).
     Mesh {
         #[command(subcommand)]

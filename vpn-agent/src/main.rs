@@ -1,5 +1,6 @@
 //! `vpn-agent`: the appliance's daemon and command-line interface.
 
+mod bench_xdp;
 mod bpffs;
 mod cli;
 mod control;
@@ -27,6 +28,7 @@ fn main() -> std::process::ExitCode {
         cli::Command::Reload(args) => operate::reload(&args),
         cli::Command::Validate(args) => validate::run(&args),
         cli::Command::Import { command } => import::run(&command),
+        cli::Command::BenchXdp(args) => bench_xdp::run(&args),
         cli::Command::Mesh {
             command: cli::MeshCommand::Render { inventory, node },
         } => validate::render_mesh(&inventory, &node),

@@ -35,7 +35,10 @@ use vpn_lab::{
     strongswan::{Charon, Connection, Psk},
 };
 
-use crate::{compile, step, workspace_root};
+use crate::{bench_xdp, compile, step, workspace_root};
+
+/// The `--only` name of the XDP microbenchmarks.
+const XDP_SECTION: &str = "xdp";
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
@@ -54,10 +57,12 @@ pub struct BenchArgs {
     /// The vpn-agent binary to measure (default: $VPN_AGENT_BIN, else build it).
     #[arg(long)]
     pub agent: Option<PathBuf>,
-    /// Also run `cargo bench -p vpn-esp --bench seal_open -- --quick aes256gcm` (a few minutes).
+    /// Also run `cargo bench -p vpn-esp --bench seal_open -- --quick aes256gcm` and the worker's
+    /// per-packet cost at 1, 100 and 10,000 SAs, `--bench sa_scale` (a few minutes).
     #[arg(long)]
     pub criterion: bool,
-    /// Only these variants (comma-separated names; default: all).
+    /// Only these variants (comma-separated names; default: all); `xdp` names the XDP
+    /// microbenchmarks (BPF_PROG_TEST_RUN), which run otherwise only when no list is given.
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
     /// Profile the processes in the router namespaces (charon, vpn-agent) with `perf record -g`
@@ -281,11 +286,13 @@ fn execute(args: &BenchArgs, agent: &Path) -> anyhow::Result<Value> {
     if !nix::unistd::geteuid().is_root() {
         bail!("the benchmark builds namespace labs and must run as root");
     }
+    let run_xdp = args.only.is_empty() || args.only.iter().any(|n| n == XDP_SECTION);
     let variants = if args.only.is_empty() {
         VARIANTS.to_vec()
     } else {
         args.only
             .iter()
+            .filter(|name| *name != XDP_SECTION)
             .map(|name| {
                 VARIANTS
                     .iter()
@@ -317,10 +324,22 @@ fn execute(args: &BenchArgs, agent: &Path) -> anyhow::Result<Value> {
     });
 
     let started = Instant::now();
+    let xdp = if run_xdp {
+        step("bench: XDP per-packet cost (BPF_PROG_TEST_RUN, vpn-agent bench-xdp)");
+        Some(bench_xdp::run(agent, settings.quick).context("the XDP microbenchmarks")?)
+    } else {
+        None
+    };
     let mut crypto: Samples = BTreeMap::new();
     let mut samples: BTreeMap<&'static str, Samples> = BTreeMap::new();
     let mut profiles: BTreeMap<&'static str, String> = BTreeMap::new();
-    for rep in 0..settings.reps {
+    // `--only xdp`: no lab variants, so no repetitions (and no crypto ceiling) either.
+    let reps = if settings.variants.is_empty() {
+        0
+    } else {
+        settings.reps
+    };
+    for rep in 0..reps {
         step(&format!("bench: repetition {}/{}", rep + 1, settings.reps));
         for (size, value) in openssl_speed(if settings.quick { 1 } else { 3 })? {
             crypto
@@ -363,6 +382,9 @@ fn execute(args: &BenchArgs, agent: &Path) -> anyhow::Result<Value> {
     let mut report = build_report(&settings, &crypto, &samples, criterion, started.elapsed())?;
     if !profiles.is_empty() {
         report["perf_profiles"] = json!(profiles);
+    }
+    if let Some(xdp) = xdp {
+        report["xdp"] = xdp;
     }
     std::fs::write(
         settings.out.join("report.json"),
@@ -866,24 +888,22 @@ fn openssl_speed(seconds: u32) -> anyhow::Result<Vec<(u32, f64)>> {
 }
 
 /// The vpn-esp criterion bench, AES-256-GCM only, quick mode: throughput per benchmark in MB/s.
+/// Also the worker's per-packet cost at 1, 100 and 10,000 SAs (`--bench sa_scale`, 1400 B).
 fn criterion_bench() -> anyhow::Result<BTreeMap<String, f64>> {
-    let output = compile::cargo(&[
-        "bench",
-        "-p",
-        "vpn-esp",
-        "--bench",
-        "seal_open",
-        "--",
-        "--quick",
-        "aes256gcm",
-    ])
-    .stderr(Stdio::inherit())
-    .output()
-    .context("running cargo bench")?;
-    if !output.status.success() {
-        bail!("cargo bench -p vpn-esp failed");
+    let mut results = BTreeMap::new();
+    for (bench, filter) in [("seal_open", "aes256gcm"), ("sa_scale", "sa_scale")] {
+        let output = compile::cargo(&[
+            "bench", "-p", "vpn-esp", "--bench", bench, "--", "--quick", filter,
+        ])
+        .stderr(Stdio::inherit())
+        .output()
+        .context("running cargo bench")?;
+        if !output.status.success() {
+            bail!("cargo bench -p vpn-esp --bench {bench} failed");
+        }
+        results.extend(parse_criterion(&String::from_utf8_lossy(&output.stdout)));
     }
-    Ok(parse_criterion(&String::from_utf8_lossy(&output.stdout)))
+    Ok(results)
 }
 
 /// Criterion's text output: `NAME  time: [...]` then `thrpt: [low MID high]`; the middle value.
@@ -1175,6 +1195,7 @@ pub fn check_complete(report: &Value) -> anyhow::Result<()> {
             missing.push(format!("machine.{key}"));
         }
     }
+    missing.extend(bench_xdp::missing(&report["xdp"]));
     if !missing.is_empty() {
         bail!("the benchmark report lacks: {}", missing.join(", "));
     }
@@ -1190,8 +1211,41 @@ fn fmt_num(v: Option<f64>) -> String {
     }
 }
 
-/// The Markdown summary: machine, crypto ceiling, medians (min-max) per variant, ratios.
+/// The Markdown summary: the lab variants' tables (if any ran), then the XDP microbenchmarks
+/// (if they ran).
 pub fn markdown(report: &Value) -> String {
+    let mut s = String::new();
+    if report["variants"]
+        .as_object()
+        .is_some_and(|v| !v.is_empty())
+    {
+        s.push_str(&markdown_lab(report));
+    }
+    if !report["xdp"].is_null() {
+        if !s.is_empty() {
+            s.push('\n');
+        }
+        s.push_str(&markdown_xdp(report));
+    }
+    s
+}
+
+/// The XDP section with a line naming the run and the machine (the docs' XDP block).
+fn markdown_xdp(report: &Value) -> String {
+    let m = &report["machine"];
+    format!(
+        "XDP microbenchmarks of {} ({} mode) on {}, {} cores, kernel {}.\n\n{}",
+        report["finished_utc"].as_str().unwrap_or("?"),
+        report["mode"].as_str().unwrap_or("?"),
+        m["cpu_model"].as_str().unwrap_or("?"),
+        m["cores"],
+        m["kernel"].as_str().unwrap_or("?"),
+        bench_xdp::markdown(&report["xdp"]),
+    )
+}
+
+/// Machine, crypto ceiling, medians (min-max) per variant, ratios.
+fn markdown_lab(report: &Value) -> String {
     let mut s = String::new();
     let m = &report["machine"];
     let _ = writeln!(
@@ -1233,6 +1287,19 @@ pub fn markdown(report: &Value) -> String {
             .map(|(k, v)| format!("{k} {} MB/s", fmt_num(v.as_f64())))
             .collect();
         let _ = writeln!(s, "vpn-esp criterion (--quick): {}.", pick.join(", "));
+        // sa_scale's throughput is in bytes of 1400-byte inner packets: ns per packet.
+        let per_packet: Vec<String> = crit
+            .iter()
+            .filter(|(k, _)| k.starts_with("sa_scale/"))
+            .filter_map(|(k, v)| Some(format!("{} {:.0} ns", &k[9..], 1400e3 / v.as_f64()?)))
+            .collect();
+        if !per_packet.is_empty() {
+            let _ = writeln!(
+                s,
+                "Worker per-packet cost, AES-256-GCM ESP of a 1400-byte packet with the SA taken by slot from a table of N (vpn-esp sa_scale, --quick): {}.",
+                per_packet.join(", ")
+            );
+        }
     }
     let _ = writeln!(s);
 
@@ -1395,27 +1462,36 @@ fn chart_svg(report: &Value) -> String {
 
 const DOCS_BEGIN: &str = "<!-- bench:latest:begin -->";
 const DOCS_END: &str = "<!-- bench:latest:end -->";
+const DOCS_XDP_BEGIN: &str = "<!-- bench:xdp:begin -->";
+const DOCS_XDP_END: &str = "<!-- bench:xdp:end -->";
 
-/// Replaces the text between the markers in docs/benchmarks.md with this run's summary.
+/// Replaces the text between the markers in docs/benchmarks.md with this run's summary: the
+/// lab variants' block if they ran, the XDP block if the microbenchmarks ran.
 fn update_docs(report: &Value) -> anyhow::Result<()> {
     let path = workspace_root().join("docs/benchmarks.md");
-    let text =
+    let mut text =
         std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    let (Some(b), Some(e)) = (text.find(DOCS_BEGIN), text.find(DOCS_END)) else {
-        bail!(
-            "{} lacks the {DOCS_BEGIN} / {DOCS_END} markers",
-            path.display()
-        );
-    };
-    let updated = format!(
-        "{}{DOCS_BEGIN}\n{}{}",
-        &text[..b],
-        markdown(report),
-        &text[e..]
-    );
-    std::fs::write(&path, updated).with_context(|| format!("writing {}", path.display()))?;
+    if report["variants"]
+        .as_object()
+        .is_some_and(|v| !v.is_empty())
+    {
+        text = replace_block(&text, DOCS_BEGIN, DOCS_END, &markdown_lab(report))
+            .with_context(|| format!("updating {}", path.display()))?;
+    }
+    if !report["xdp"].is_null() {
+        text = replace_block(&text, DOCS_XDP_BEGIN, DOCS_XDP_END, &markdown_xdp(report))
+            .with_context(|| format!("updating {}", path.display()))?;
+    }
+    std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
     eprintln!("updated {}", path.display());
     Ok(())
+}
+
+fn replace_block(text: &str, begin: &str, end: &str, body: &str) -> anyhow::Result<String> {
+    let (Some(b), Some(e)) = (text.find(begin), text.find(end)) else {
+        bail!("the {begin} / {end} markers are missing");
+    };
+    Ok(format!("{}{begin}\n{body}{}", &text[..b], &text[e..]))
 }
 
 #[cfg(test)]
@@ -1475,13 +1551,19 @@ mod tests {
         let report = json!({
             "variants": variants,
             "crypto": {"openssl_aes_256_gcm_1024_mbps": {"median": 1.0},
-                       "openssl_aes_256_gcm_8192_mbps": {"median": 1.0}},
+                       "openssl_aes_256_gcm_8192_mbps": {"median": 1.0},
+                       "vpn_esp_criterion_mbps": {"sa_scale/spread/10000": 3500.0}},
             "ratios": vec![json!({}); RATIOS.len()],
             "machine": {"cpu_model": "x", "kernel": "y", "cores": 2, "cpu_flags": "aes"},
         });
+        assert!(check_complete(&report).is_err(), "no XDP section");
+        let mut report = report;
+        report["xdp"] = crate::bench_xdp::tests::sample_report();
         check_complete(&report).unwrap();
         let md = markdown(&report);
         assert!(md.contains("| ratio |"));
+        assert!(md.contains("| program | case | SAs/routes |"));
+        assert!(md.contains("spread/10000 400 ns"), "{md}");
         assert!(chart_svg(&report).starts_with("<svg"));
     }
 }

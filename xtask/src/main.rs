@@ -1,6 +1,7 @@
 //! `cargo xtask`: everything needed to go from a fresh clone to a running, tested appliance.
 
 mod bench;
+mod bench_xdp;
 mod compile;
 mod demo;
 mod lab;

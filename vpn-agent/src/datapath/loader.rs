@@ -7,7 +7,7 @@ use std::{
 };
 
 use anyhow::{Context as _, anyhow};
-use aya::{Ebpf, programs::Xdp};
+use aya::{Ebpf, EbpfLoader, programs::Xdp};
 use vpn_common::{InterfaceRole, names};
 
 use crate::{
@@ -49,14 +49,7 @@ pub struct Datapath {
 
 impl Datapath {
     pub fn load(pin_dir: &Path, requests: &[AttachRequest]) -> anyhow::Result<Self> {
-        let mut ebpf =
-            Ebpf::load(EBPF_OBJECT).context("loading the eBPF object into the kernel")?;
-        for program in [names::XDP_WAN, names::XDP_LAN] {
-            xdp_program(&mut ebpf, program)?
-                .load()
-                .with_context(|| format!("verifying XDP program {program}"))?;
-        }
-
+        let ebpf = load_unattached(&[])?;
         let mut datapath = Datapath {
             ebpf,
             links: Vec::new(),
@@ -136,6 +129,24 @@ impl Datapath {
         }
         remove_pins(&self.pin_dir)
     }
+}
+
+/// Loads the object with the named maps resized and verifies both XDP programs, attaching and
+/// pinning nothing (`vpn-agent bench-xdp` times them with BPF_PROG_TEST_RUN this way).
+pub fn load_unattached(max_entries: &[(&'static str, u32)]) -> anyhow::Result<Ebpf> {
+    let mut loader = EbpfLoader::new();
+    for (map, size) in max_entries {
+        loader.map_max_entries(map, *size);
+    }
+    let mut ebpf = loader
+        .load(EBPF_OBJECT)
+        .context("loading the eBPF object into the kernel")?;
+    for program in [names::XDP_WAN, names::XDP_LAN] {
+        xdp_program(&mut ebpf, program)?
+            .load()
+            .with_context(|| format!("verifying XDP program {program}"))?;
+    }
+    Ok(ebpf)
 }
 
 fn xdp_program<'a>(ebpf: &'a mut Ebpf, name: &str) -> anyhow::Result<&'a mut Xdp> {

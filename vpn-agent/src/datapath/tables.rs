@@ -24,7 +24,7 @@ pub struct TunnelTables {
     xsks_lan: XskMap<MapData>,
 }
 
-pub(super) fn take<T: TryFrom<aya::maps::Map, Error = aya::maps::MapError>>(
+pub(crate) fn take<T: TryFrom<aya::maps::Map, Error = aya::maps::MapError>>(
     ebpf: &mut Ebpf,
     name: &str,
 ) -> anyhow::Result<T> {

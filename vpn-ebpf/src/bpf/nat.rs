@@ -45,7 +45,7 @@ const TCP_RST: u8 = 0x04;
 /// a packet to the inside host (which may lie behind a tunnel).
 #[inline(always)]
 pub fn reverse(ctx: &XdpContext, class: PacketClass) -> bool {
-    if class != PacketClass::Plain {
+    if class != PacketClass::Plain || !enabled() {
         // Fragments cannot be matched to a flow before reassembly.
         return false;
     }
@@ -59,6 +59,9 @@ pub fn reverse(ctx: &XdpContext, class: PacketClass) -> bool {
 /// Source translation for a frame that matches a rule; the action to return.
 #[inline(always)]
 pub fn forward(ctx: &XdpContext, class: PacketClass) -> u32 {
+    if !enabled() {
+        return xdp_action::XDP_PASS;
+    }
     let mut frame = XdpFrame(ctx);
     let Some(parsed) = ipv4_offset(&frame).and_then(|l3| parse(&frame, l3)) else {
         return xdp_action::XDP_PASS;
@@ -72,6 +75,15 @@ pub fn forward(ctx: &XdpContext, class: PacketClass) -> u32 {
         return xdp_action::XDP_PASS;
     }
     translate(ctx, &mut frame, &parsed)
+}
+
+/// Whether the agent runs NAT at all: it writes a port range (never starting at 0) when it
+/// does. Without it, plain traffic skips the parse and the flow lookups.
+#[inline(always)]
+fn enabled() -> bool {
+    NAT_SETTINGS
+        .get(0)
+        .is_some_and(|s| s.port_first != 0 && s.port_first <= s.port_last)
 }
 
 /// Translates a packet addressed to a translated source back; `true` if it was one.

@@ -82,6 +82,14 @@ impl<R: CryptoRng> Listener<R> {
         })
     }
 
+    /// Rekeys the CHILD_SA with inbound SPI `spi_in` of the IKE SA `spi` now.
+    pub fn rekey_child(&mut self, now: Instant, spi: Spi, spi_in: u32) {
+        if let Some(sa) = self.sas.get_mut(&spi) {
+            sa.request_rekey_child(now, spi_in, &mut self.rng);
+        }
+        self.collect();
+    }
+
     /// Replaces the configurations new IKE SAs are made from (a reloaded configuration);
     /// existing IKE SAs keep theirs until they end.
     pub fn set_configs(&mut self, configs: Vec<PeerConfig>) -> Result<(), ConfigError> {

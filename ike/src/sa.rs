@@ -136,6 +136,13 @@ pub(crate) struct ChildRekey {
     pub dh: Option<DhPrivateKey>,
 }
 
+/// The peer rekeyed a CHILD_SA while our own rekey of it was in flight (RFC 7296 section
+/// 2.8.1): its new pair, and the lowest nonce of its exchange, to compare with ours.
+pub(crate) struct RekeyCollision {
+    pub old_spi_in: u32,
+    pub lowest_nonce: Vec<u8>,
+}
+
 /// Our IKE SA rekey in flight (RFC 7296 section 2.18): the new SA's SPI (ours), nonce and
 /// DH key.
 pub(crate) struct IkeRekey {
@@ -227,6 +234,8 @@ pub(crate) struct SaCore {
     pub ike_rekey_at: Option<Instant>,
     /// Replaced by a rekey: its CHILD_SAs moved on, and its end is no outage.
     pub rekeyed: bool,
+    /// A colliding CHILD_SA rekey by the peer, until ours completes.
+    pub rekey_collision: Option<RekeyCollision>,
     /// Both sides announced IKE fragmentation (RFC 7383 section 2.3).
     pub fragmentation_agreed: bool,
     /// An encrypted message arriving in fragments.
@@ -267,6 +276,7 @@ impl SaCore {
             rekeyed: false,
             fragmentation_agreed: false,
             reassembly: None,
+            rekey_collision: None,
         }
     }
 

@@ -9,9 +9,11 @@
 //!
 //! A request with an IKE proposal rekeys the IKE SA ([`super::rekey_ike`]).
 //!
-//! Not yet: starting an IKE SA rekey ourselves, the simultaneous-rekey
-//! collision rules of section 2.8.1, and retrying our rekey after INVALID_KE_PAYLOAD (the
-//! old CHILD_SA is then left to expire).
+//! Simultaneous rekeys of one CHILD_SA (section 2.8.1) both complete; the pair made with the
+//! lowest of the four nonces is then deleted by its maker, the old pair by the other side.
+//!
+//! Not yet: retrying our rekey after INVALID_KE_PAYLOAD (the old CHILD_SA is then left to
+//! expire, and renegotiated).
 
 use std::time::{Duration, Instant};
 
@@ -26,7 +28,7 @@ use crate::codec::{
 use crate::exchange::auth::random_child_spi;
 use crate::exchange::init::{first_error, nonce};
 use crate::proposal;
-use crate::sa::{ChildRekey, Op, PendingKind, SaCore, State};
+use crate::sa::{ChildRekey, Op, PendingKind, RekeyCollision, SaCore, State};
 use crate::stats::DropReason;
 use crate::ts;
 
@@ -192,8 +194,20 @@ impl SaCore {
             Some(old_spi_in),
             rng,
         );
-        // Make-before-break: the old pair goes once the new one is installed.
-        self.ops.push_back(Op::DeleteChild(old_spi_in));
+        // Make-before-break: the old pair goes once the new one is installed. In a collision
+        // (section 2.8.1) the pair made with the lowest of the four nonces is redundant: its
+        // maker deletes it, and the maker of the other deletes the old pair.
+        let ours = rekey.ni.as_slice().min(nr.as_slice());
+        match self.rekey_collision.take() {
+            Some(c) if c.old_spi_in == old_spi_in && ours < c.lowest_nonce.as_slice() => {
+                info!(
+                    spi_in = format_args!("{:08x}", rekey.new_spi_in),
+                    "our rekeyed CHILD_SA is the redundant one of a collision: deleting it"
+                );
+                self.ops.push_back(Op::DeleteChild(rekey.new_spi_in));
+            }
+            _ => self.ops.push_back(Op::DeleteChild(old_spi_in)),
+        }
     }
 
     /// The peer's CREATE_CHILD_SA request (decrypted, state Established).
@@ -321,6 +335,20 @@ impl SaCore {
                 rng,
             );
         };
+        // Section 2.8.1: the peer rekeys what we are rekeying too; keep this exchange's lowest
+        // nonce to decide, once ours completes, which of the two new pairs is redundant.
+        if let Some(o) = old
+            && self.rekey.as_ref().is_some_and(|r| r.old_spi_in == o)
+        {
+            info!(
+                spi_in = format_args!("{o:08x}"),
+                "simultaneous CHILD_SA rekey"
+            );
+            self.rekey_collision = Some(RekeyCollision {
+                old_spi_in: o,
+                lowest_nonce: ni.as_slice().min(nr.as_slice()).to_vec(),
+            });
+        }
         let mut inner = vec![
             Payload::SecurityAssociation(codec::SecurityAssociation {
                 proposals: vec![prop],

@@ -137,3 +137,39 @@ fn responder_rekeys_at_its_soft_lifetime() {
     assert_eq!(installed(&net.b_events).len(), 3);
     assert_eq!(net.a.child_spis().len(), 1);
 }
+
+/// The CHILD_SAs alive after the events: (spi_in, spi_out) of those installed and not deleted.
+fn alive(events: &[(Instant, Event)]) -> Vec<(u32, u32)> {
+    let mut live = Vec::new();
+    for (_, e) in events {
+        match e {
+            Event::ChildSaInstalled(c) => live.push((c.spi_in, c.spi_out)),
+            Event::ChildSaDeleted { spi_in, .. } => live.retain(|(i, _)| i != spi_in),
+            _ => {}
+        }
+    }
+    live
+}
+
+/// Both sides rekey the same CHILD_SA at once, their requests crossing (RFC 7296 2.8.1): both
+/// exchanges complete, the pair made with the lowest nonce is deleted by its maker, the old
+/// pair by the other side, and one pair is left, the same on both sides.
+#[test]
+fn a_rekey_collision_leaves_one_pair() {
+    let mut net = Net::new(config_a(), config_b());
+    net.start();
+    let (a_in, _) = net.a.child_spis()[0];
+    let b_in = installed(&net.b_events)[0].spi_in;
+    let b_sa = net.b.sa_spis()[0];
+    // Both requests are queued before either is delivered.
+    net.a.rekey_child(net.now, a_in);
+    net.b.rekey_child(net.now, b_sa, b_in);
+    net.pump();
+    net.run_until(5);
+    let (a, b) = (alive(&net.a_events), alive(&net.b_events));
+    assert_eq!(a.len(), 1, "A: {:?}", child_events(&net.a_events));
+    assert_eq!(b.len(), 1, "B: {:?}", child_events(&net.b_events));
+    assert_eq!((a[0].0, a[0].1), (b[0].1, b[0].0), "not the same pair");
+    assert_ne!(a[0].0, a_in, "the old pair survived");
+    assert_eq!(net.a.state(), SaState::Established);
+}

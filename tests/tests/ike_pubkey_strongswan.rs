@@ -50,6 +50,8 @@ struct Case {
     nat: bool,
     /// More TOML lines for the agent's tunnel.
     agent_extra: &'static str,
+    /// IKE and ESP proposals on both sides (strongSwan syntax, which ours follows).
+    proposals: (&'static str, &'static str),
 }
 
 impl Case {
@@ -62,6 +64,7 @@ impl Case {
             wrong_key_for_agent: false,
             nat: false,
             agent_extra: "",
+            proposals: ("aes256gcm16-prfsha256-modp2048", "aes256gcm16"),
         }
     }
 }
@@ -91,6 +94,8 @@ fn setup(case: &Case) -> anyhow::Result<Setup> {
     )?;
     // The PSK is unused: the connection authenticates with the raw public keys.
     let (_, mut conn) = Connection::lab_pair(&Psk(b"unused".to_vec()));
+    conn.ike_proposals = vec![case.proposals.0.to_owned()];
+    conn.esp_proposals = vec![case.proposals.1.to_owned()];
     conn.pubkey = Some(PubkeyAuth {
         local: charon_keys.clone(),
         remote_public_key: trusted,
@@ -107,10 +112,12 @@ fn setup(case: &Case) -> anyhow::Result<Setup> {
              peer_public_key = \"{peer_key}\"\n\
              selectors = {{ local = [\"{a}\"], remote = [\"{b}\"] }}\n\
              force_encap = true\n\
-             ike_proposals = [\"aes256gcm16-prfsha256-modp2048\"]\n\
-             esp_proposals = [\"aes256gcm16\"]\n\
+             ike_proposals = [\"{ike}\"]\n\
+             esp_proposals = [\"{esp}\"]\n\
              startup = \"{startup}\"\n{extra}\n\n[sysctl]\nmanage = false\n",
             extra = case.agent_extra,
+            ike = case.proposals.0,
+            esp = case.proposals.1,
             peer = addr::ROUTER_B_WAN,
             method = auth_key(case.agent),
             key = agent_keys.private_key.display(),
@@ -463,4 +470,29 @@ fn ike_auth_in_fragments_both_ways_with_strongswan() -> anyhow::Result<()> {
     agent.stop()?;
     charon.stop()?;
     lab.down()
+}
+
+/// The proposals issue 3 names, each negotiated with strongSwan over RSA raw keys: seed 004's
+/// AES-192-GCM with ECP-256 (PFS group for rekeys too), SHA2-384 with ECP-384, and
+/// Curve25519; traffic crosses each tunnel, so both sides derived the same CHILD_SA keys.
+#[test]
+fn seed_004_and_modern_proposals_with_strongswan() -> anyhow::Result<()> {
+    for proposals in [
+        ("aes192gcm16-prfsha256-ecp256", "aes192gcm16-ecp256"),
+        ("aes256gcm16-prfsha384-ecp384", "aes256gcm16"),
+        ("aes256gcm16-prfsha256-curve25519", "aes128gcm16"),
+    ] {
+        eprintln!("proposals {proposals:?}");
+        negotiates_and_carries_traffic(
+            Case {
+                proposals,
+                ..Case::new(KeyAlgorithm::Rsa(2048), KeyAlgorithm::Rsa(2048))
+            },
+            Expect {
+                agent_signs: "RSA_EMSA_PSS_SHA2_256_SALT_32",
+                charon_signs: "RSA_EMSA_PKCS1_SHA2_256",
+            },
+        )?;
+    }
+    Ok(())
 }

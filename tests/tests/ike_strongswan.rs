@@ -408,3 +408,100 @@ fn agent_rekeys_the_ike_sa_with_strongswan() -> anyhow::Result<()> {
     charon.stop()?;
     lab.down()
 }
+
+/// An agent that stops deletes its IKE SA at strongSwan (INFORMATIONAL DELETE, RFC 7296
+/// 1.4.1), so the peer does not keep a dead tunnel until its DPD notices.
+#[test]
+fn a_stopping_agent_deletes_its_sas_at_strongswan() -> anyhow::Result<()> {
+    let lab = Lab::up(LabSpec::default())?;
+    let psk = Psk(format!("lab-psk-{}", lab.id()).into_bytes());
+    let charon = Charon::start(&lab, Node::RouterB)?;
+    let (_, mut responder) = Connection::lab_pair(&psk);
+    responder.encap = true;
+    charon.load(&[responder])?;
+    let dir = tempfile::tempdir()?;
+    let config = agent_config(dir.path(), &psk, "initiate")?;
+    let config = config.to_string_lossy().into_owned();
+    let agent =
+        AgentProcess::start_bare(&lab, Node::RouterA, &agent_bin()?, &["--config", &config])?;
+    charon.wait_installed("net", Duration::from_secs(20))?;
+
+    agent.stop()?;
+    let left = poll_until(
+        Duration::from_secs(5),
+        || charon.list_sas(),
+        |sas| sas.is_empty(),
+    )?;
+    assert!(
+        left.is_empty(),
+        "strongSwan still has {left:?}:\n{}",
+        charon.log()
+    );
+    assert!(
+        charon.log().contains("received DELETE for IKE_SA"),
+        "{}",
+        charon.log()
+    );
+    charon.stop()?;
+    lab.down()
+}
+
+/// DPD (delay 1 s, timeout 4 s, action restart) notices a killed strongSwan within the
+/// configured time, and the tunnel comes back by itself once strongSwan runs again.
+#[test]
+fn dpd_notices_a_killed_strongswan_and_restarts() -> anyhow::Result<()> {
+    let lab = Lab::up(LabSpec::default())?;
+    let psk = Psk(format!("lab-psk-{}", lab.id()).into_bytes());
+    let (_, mut responder) = Connection::lab_pair(&psk);
+    responder.encap = true;
+    let charon = Charon::start(&lab, Node::RouterB)?;
+    charon.load(std::slice::from_ref(&responder))?;
+    let dir = tempfile::tempdir()?;
+    let config = agent_config_with(
+        dir.path(),
+        &psk,
+        "initiate",
+        "dpd = { delay = 1, timeout = 4, action = \"restart\" }",
+    )?;
+    let config = config.to_string_lossy().into_owned();
+    let agent =
+        AgentProcess::start_bare(&lab, Node::RouterA, &agent_bin()?, &["--config", &config])?;
+    charon.wait_installed("net", Duration::from_secs(20))?;
+
+    // Killed: no DELETE, no answer to anything.
+    let killed = std::time::Instant::now();
+    drop(charon);
+    let log = poll_until(
+        Duration::from_secs(15),
+        || Ok(agent.log()),
+        |l| l.contains("DeadPeer"),
+    )?;
+    let noticed = killed.elapsed();
+    eprintln!("DPD declared strongSwan dead after {noticed:.1?} (delay 1 s + timeout 4 s)");
+    assert!(log.contains("DeadPeer"), "{log}");
+    assert!(noticed < Duration::from_secs(1 + 4 + 5), "{noticed:?}");
+
+    let charon = Charon::start(&lab, Node::RouterB)?;
+    charon.load(&[responder])?;
+    charon.wait_installed("net", Duration::from_secs(60))?;
+    let up = poll_until(
+        Duration::from_secs(10),
+        || agent.status(),
+        |s| s.worker.as_ref().is_some_and(|w| w.sas.len() == 2),
+    )?;
+    assert!(
+        up.worker.as_ref().is_some_and(|w| w.sas.len() == 2),
+        "{}",
+        agent.log()
+    );
+    assert_eq!(
+        ping(&lab, Node::HostA, addr::HOST_B, 3)?,
+        3,
+        "{}",
+        agent.log()
+    );
+
+    agent.stop()?;
+    charon.stop()?;
+    lab.down()
+}

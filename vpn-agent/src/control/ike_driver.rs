@@ -37,6 +37,9 @@ const IDLE: Duration = Duration::from_millis(50);
 const RETRY_FIRST: Duration = Duration::from_secs(2);
 const RETRY_MAX: Duration = Duration::from_secs(60);
 
+/// How long a stopping agent waits for its peers to confirm the deletion of its IKE SAs.
+const FAREWELL: Duration = Duration::from_secs(1);
+
 /// How often the SAs' state is published when nothing happens.
 const REPORT_EVERY: Duration = Duration::from_secs(1);
 
@@ -197,10 +200,12 @@ impl IkeDriver {
                     events: BTreeMap::new(),
                     configs,
                     commands,
+                    stopping: false,
                 };
                 while !flag.load(Ordering::Relaxed) {
                     io.turn();
                 }
+                io.farewell();
             })
             .context("starting the IKE thread")?;
         Ok(IkeDriver {
@@ -279,6 +284,8 @@ struct Io {
     /// Every tunnel's engine configuration, by name (for operator commands).
     configs: BTreeMap<String, vpn_ike::PeerConfig>,
     commands: mpsc::Receiver<CommandRequest>,
+    /// Stopping: the main loop no longer applies events, so nothing waits for it.
+    stopping: bool,
     /// Tunnels that initiate, by name: they try again, with back-off, while they have no IKE
     /// SA (a production tunnel must come back when its peer does, however long it was away).
     initiating: BTreeMap<String, Retry>,
@@ -350,7 +357,7 @@ impl Io {
         while let Some(e) = self.listener.poll_event() {
             self.forward(e.local_spi, e.event);
         }
-        if self.sent != before {
+        if self.sent != before && !self.stopping {
             self.progress.wake.notify_one();
             self.progress.wait_applied(self.sent);
         }
@@ -360,6 +367,36 @@ impl Io {
         if self.sent != before || self.reported.elapsed() >= REPORT_EVERY {
             self.publish();
         }
+    }
+
+    /// Stopping: deletes every IKE SA with an INFORMATIONAL DELETE (RFC 7296 section 1.4.1),
+    /// so that peers do not wait for DPD to notice, and waits [`FAREWELL`] at most for the
+    /// answers.
+    fn farewell(&mut self) {
+        self.stopping = true;
+        let now = Instant::now();
+        for spi in self.listener.sa_spis() {
+            self.listener.close(now, spi);
+        }
+        for r in self.initiating.values_mut() {
+            r.paused = true;
+        }
+        let deadline = now + FAREWELL;
+        loop {
+            while let Some(t) = self.listener.poll_transmit() {
+                self.send(&t);
+            }
+            let open = self
+                .listener
+                .sa_info()
+                .iter()
+                .any(|sa| sa.state != vpn_ike::SaState::Closed);
+            if !open || Instant::now() >= deadline {
+                break;
+            }
+            self.turn();
+        }
+        tracing::info!("IKE SAs deleted");
     }
 
     /// Initiating tunnels without an IKE SA (it failed, timed out or was deleted, and no DPD

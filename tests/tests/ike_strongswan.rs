@@ -27,17 +27,8 @@ enum Initiator {
 }
 
 /// router-a's configuration: one PSK tunnel to strongSwan on router-b, ESP in UDP (strongSwan's
-/// kernel-libipsec does no raw ESP).
+/// kernel-libipsec does no raw ESP), with `extra` TOML lines for the tunnel.
 fn agent_config(
-    dir: &std::path::Path,
-    psk: &Psk,
-    startup: &str,
-) -> anyhow::Result<std::path::PathBuf> {
-    agent_config_with(dir, psk, startup, "")
-}
-
-/// Like [`agent_config`], with more TOML lines for the tunnel.
-fn agent_config_with(
     dir: &std::path::Path,
     psk: &Psk,
     startup: &str,
@@ -66,6 +57,42 @@ fn agent_config_with(
         ),
     )?;
     Ok(config)
+}
+
+/// strongSwan on router-b answering the lab's tunnel, and the agent on router-a. Fields drop
+/// in order: the agent and charon before the lab.
+struct Pair {
+    agent: AgentProcess,
+    charon: Charon,
+    /// strongSwan's connection, to load again into a restarted charon.
+    responder: Connection,
+    lab: Lab,
+    _dir: tempfile::TempDir,
+}
+
+/// Starts a [`Pair`]: `tune` adjusts strongSwan's connection; the agent runs with `startup`
+/// and `extra` TOML lines for its tunnel.
+fn pair(startup: &str, extra: &str, tune: impl FnOnce(&mut Connection)) -> anyhow::Result<Pair> {
+    let lab = Lab::up(LabSpec::default())?;
+    let psk = Psk(format!("lab-psk-{}", lab.id()).into_bytes());
+    let charon = Charon::start(&lab, Node::RouterB)?;
+    let (_, mut responder) = Connection::lab_pair(&psk);
+    // kernel-libipsec handles ESP in UDP only.
+    responder.encap = true;
+    tune(&mut responder);
+    charon.load(std::slice::from_ref(&responder))?;
+    let dir = tempfile::tempdir()?;
+    let config = agent_config(dir.path(), &psk, startup, extra)?;
+    let config = config.to_string_lossy().into_owned();
+    let agent =
+        AgentProcess::start_bare(&lab, Node::RouterA, &agent_bin()?, &["--config", &config])?;
+    Ok(Pair {
+        agent,
+        charon,
+        responder,
+        lab,
+        _dir: dir,
+    })
 }
 
 /// Waits for the agent's datapath to hold the CHILD_SA strongSwan installed: our outbound SA is
@@ -185,23 +212,17 @@ fn capture_decrypts(
 }
 
 fn negotiate(initiator: Initiator) -> anyhow::Result<()> {
-    let lab = Lab::up(LabSpec::default())?;
-    let psk = Psk(format!("lab-psk-{}", lab.id()).into_bytes());
-    let charon = Charon::start(&lab, Node::RouterB)?;
-    let (_, mut responder) = Connection::lab_pair(&psk);
-    // kernel-libipsec handles ESP in UDP only.
-    responder.encap = true;
-    charon.load(&[responder])?;
-
-    let dir = tempfile::tempdir()?;
     let startup = match initiator {
         Initiator::Agent => "initiate",
         Initiator::StrongSwan => "respond",
     };
-    let config = agent_config(dir.path(), &psk, startup)?;
-    let config = config.to_string_lossy().into_owned();
-    let agent =
-        AgentProcess::start_bare(&lab, Node::RouterA, &agent_bin()?, &["--config", &config])?;
+    let Pair {
+        agent,
+        charon,
+        lab,
+        _dir,
+        ..
+    } = pair(startup, "", |_| {})?;
     if initiator == Initiator::StrongSwan {
         charon.initiate("net")?;
     }
@@ -258,21 +279,18 @@ fn strongswan_initiates_to_the_agent_and_traffic_flows() -> anyhow::Result<()> {
 /// rekey, whose keys come from the new IKE SA's SK_d, carries traffic too.
 #[test]
 fn strongswan_rekeys_the_ike_sa_and_the_tunnel_carries_on() -> anyhow::Result<()> {
-    let lab = Lab::up(LabSpec::default())?;
-    let psk = Psk(format!("lab-psk-{}", lab.id()).into_bytes());
-    let charon = Charon::start(&lab, Node::RouterB)?;
-    let (_, mut responder) = Connection::lab_pair(&psk);
-    responder.encap = true;
-    responder.ike_rekey_time = Some(Duration::from_secs(5));
-    // Far from the hard limit, which strongSwan would otherwise hit during the rekey.
-    responder.ike_over_time = Some(Duration::from_secs(120));
-    responder.child_rekey_time = Some(Duration::from_secs(12));
-    charon.load(&[responder])?;
-    let dir = tempfile::tempdir()?;
-    let config = agent_config(dir.path(), &psk, "initiate")?;
-    let config = config.to_string_lossy().into_owned();
-    let agent =
-        AgentProcess::start_bare(&lab, Node::RouterA, &agent_bin()?, &["--config", &config])?;
+    let Pair {
+        agent,
+        charon,
+        lab,
+        _dir,
+        ..
+    } = pair("initiate", "", |responder| {
+        responder.ike_rekey_time = Some(Duration::from_secs(5));
+        // Far from the hard limit, which strongSwan would otherwise hit during the rekey.
+        responder.ike_over_time = Some(Duration::from_secs(120));
+        responder.child_rekey_time = Some(Duration::from_secs(12));
+    })?;
     let first = charon.wait_installed("net", Duration::from_secs(20))?;
     check_spis(&agent, &first)?;
     let ike_spi = |charon: &Charon| -> anyhow::Result<Option<String>> {
@@ -352,22 +370,17 @@ fn strongswan_rekeys_the_ike_sa_and_the_tunnel_carries_on() -> anyhow::Result<()
 /// CHILD_SA carries on.
 #[test]
 fn agent_rekeys_the_ike_sa_with_strongswan() -> anyhow::Result<()> {
-    let lab = Lab::up(LabSpec::default())?;
-    let psk = Psk(format!("lab-psk-{}", lab.id()).into_bytes());
-    let charon = Charon::start(&lab, Node::RouterB)?;
-    let (_, mut responder) = Connection::lab_pair(&psk);
-    responder.encap = true;
-    charon.load(&[responder])?;
-    let dir = tempfile::tempdir()?;
-    let config = agent_config_with(
-        dir.path(),
-        &psk,
+    let Pair {
+        agent,
+        charon,
+        lab,
+        _dir,
+        ..
+    } = pair(
         "initiate",
         "lifetimes = { ike = 12, child = \"1h\", rekey_margin = 4, rekey_fuzz = 0 }",
+        |_| {},
     )?;
-    let config = config.to_string_lossy().into_owned();
-    let agent =
-        AgentProcess::start_bare(&lab, Node::RouterA, &agent_bin()?, &["--config", &config])?;
     let first = charon.wait_installed("net", Duration::from_secs(20))?;
     check_spis(&agent, &first)?;
     let ike_spis = |charon: &Charon| -> anyhow::Result<Vec<String>> {
@@ -413,17 +426,13 @@ fn agent_rekeys_the_ike_sa_with_strongswan() -> anyhow::Result<()> {
 /// 1.4.1), so the peer does not keep a dead tunnel until its DPD notices.
 #[test]
 fn a_stopping_agent_deletes_its_sas_at_strongswan() -> anyhow::Result<()> {
-    let lab = Lab::up(LabSpec::default())?;
-    let psk = Psk(format!("lab-psk-{}", lab.id()).into_bytes());
-    let charon = Charon::start(&lab, Node::RouterB)?;
-    let (_, mut responder) = Connection::lab_pair(&psk);
-    responder.encap = true;
-    charon.load(&[responder])?;
-    let dir = tempfile::tempdir()?;
-    let config = agent_config(dir.path(), &psk, "initiate")?;
-    let config = config.to_string_lossy().into_owned();
-    let agent =
-        AgentProcess::start_bare(&lab, Node::RouterA, &agent_bin()?, &["--config", &config])?;
+    let Pair {
+        agent,
+        charon,
+        lab,
+        _dir,
+        ..
+    } = pair("initiate", "", |_| {})?;
     charon.wait_installed("net", Duration::from_secs(20))?;
 
     agent.stop()?;
@@ -450,22 +459,17 @@ fn a_stopping_agent_deletes_its_sas_at_strongswan() -> anyhow::Result<()> {
 /// configured time, and the tunnel comes back by itself once strongSwan runs again.
 #[test]
 fn dpd_notices_a_killed_strongswan_and_restarts() -> anyhow::Result<()> {
-    let lab = Lab::up(LabSpec::default())?;
-    let psk = Psk(format!("lab-psk-{}", lab.id()).into_bytes());
-    let (_, mut responder) = Connection::lab_pair(&psk);
-    responder.encap = true;
-    let charon = Charon::start(&lab, Node::RouterB)?;
-    charon.load(std::slice::from_ref(&responder))?;
-    let dir = tempfile::tempdir()?;
-    let config = agent_config_with(
-        dir.path(),
-        &psk,
+    let Pair {
+        agent,
+        charon,
+        responder,
+        lab,
+        _dir,
+    } = pair(
         "initiate",
         "dpd = { delay = 1, timeout = 4, action = \"restart\" }",
+        |_| {},
     )?;
-    let config = config.to_string_lossy().into_owned();
-    let agent =
-        AgentProcess::start_bare(&lab, Node::RouterA, &agent_bin()?, &["--config", &config])?;
     charon.wait_installed("net", Duration::from_secs(20))?;
 
     // Killed: no DELETE, no answer to anything.

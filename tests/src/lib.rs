@@ -56,3 +56,30 @@ pub fn poll_until<T>(
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Waits for the agent's datapath to hold the CHILD_SA strongSwan installed: our outbound SA is
+/// its inbound one and the other way round.
+pub fn check_spis(
+    agent: &vpn_lab::AgentProcess,
+    theirs: &vpn_lab::strongswan::ChildSa,
+) -> anyhow::Result<()> {
+    let ours = poll_until(
+        Duration::from_secs(10),
+        || agent.status(),
+        |s| s.worker.as_ref().is_some_and(|w| w.sas.len() == 2),
+    )?;
+    let sas = &ours.worker.as_ref().expect("worker counters").sas;
+    assert_eq!(sas.len(), 2, "{sas:?}\n{}", agent.log());
+    let spi = |direction: &str| sas.iter().find(|s| s.direction == direction).map(|s| s.spi);
+    assert_eq!(
+        spi("out"),
+        Some(theirs.spi_in),
+        "our outbound SA is strongSwan's inbound"
+    );
+    assert_eq!(
+        spi("in"),
+        Some(theirs.spi_out),
+        "our inbound SA is strongSwan's outbound"
+    );
+    Ok(())
+}

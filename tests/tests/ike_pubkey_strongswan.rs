@@ -15,7 +15,7 @@ use vpn_lab::{
     AgentProcess, Lab, LabSpec, Node, addr,
     strongswan::{Charon, CharonOptions, Connection, KeyAlgorithm, KeyFiles, Psk, PubkeyAuth},
 };
-use vpn_tests::{agent_bin, poll_until, traffic::ping};
+use vpn_tests::{agent_bin, check_spis, poll_until, traffic::ping};
 
 /// One lab at a time: each test brings up namespaces, charon and an agent with AF_XDP.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -168,24 +168,7 @@ fn negotiates_and_carries_traffic(case: Case, expect: Expect) -> anyhow::Result<
 
     // The CHILD_SA on strongSwan's side, and ours in the datapath, with matching SPIs.
     let theirs = charon.wait_installed("net", Duration::from_secs(20))?;
-    let ours = poll_until(
-        Duration::from_secs(10),
-        || agent.status(),
-        |s| s.worker.as_ref().is_some_and(|w| w.sas.len() == 2),
-    )?;
-    let sas = &ours.worker.as_ref().expect("worker counters").sas;
-    assert_eq!(sas.len(), 2, "{sas:?}\n{}", agent.log());
-    let spi = |direction: &str| sas.iter().find(|s| s.direction == direction).map(|s| s.spi);
-    assert_eq!(
-        spi("out"),
-        Some(theirs.spi_in),
-        "our outbound SA is strongSwan's inbound"
-    );
-    assert_eq!(
-        spi("in"),
-        Some(theirs.spi_out),
-        "our inbound SA is strongSwan's outbound"
-    );
+    check_spis(&agent, &theirs)?;
 
     // Both sides really used the keys: charon verified our signature with the expected
     // scheme, and we verified charon's (auth method 1 = RSA, 14 = RFC 7427).

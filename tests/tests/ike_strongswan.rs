@@ -13,7 +13,7 @@ use vpn_lab::{
 use vpn_tests::{
     agent_bin,
     capture::{capture, esp_sa, stop_capture, tshark},
-    poll_until,
+    check_spis, poll_until,
     traffic::{Direction, iperf_tcp, ping},
 };
 
@@ -93,30 +93,6 @@ fn pair(startup: &str, extra: &str, tune: impl FnOnce(&mut Connection)) -> anyho
         lab,
         _dir: dir,
     })
-}
-
-/// Waits for the agent's datapath to hold the CHILD_SA strongSwan installed: our outbound SA is
-/// its inbound one and the other way round.
-fn check_spis(agent: &AgentProcess, theirs: &ChildSa) -> anyhow::Result<()> {
-    let ours = poll_until(
-        Duration::from_secs(10),
-        || agent.status(),
-        |s| s.worker.as_ref().is_some_and(|w| w.sas.len() == 2),
-    )?;
-    let sas = &ours.worker.as_ref().expect("worker counters").sas;
-    assert_eq!(sas.len(), 2, "{sas:?}\n{}", agent.log());
-    let spi = |direction: &str| sas.iter().find(|s| s.direction == direction).map(|s| s.spi);
-    assert_eq!(
-        spi("out"),
-        Some(theirs.spi_in),
-        "our outbound SA is strongSwan's inbound"
-    );
-    assert_eq!(
-        spi("in"),
-        Some(theirs.spi_out),
-        "our inbound SA is strongSwan's outbound"
-    );
-    Ok(())
 }
 
 fn hex(bytes: &[u8]) -> String {

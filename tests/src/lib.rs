@@ -40,6 +40,21 @@ pub fn agent_bin() -> anyhow::Result<PathBuf> {
         .with_context(|| format!("resolving {}", path.display()))
 }
 
+/// Runs `vpn-agent ARGS --instance NAME` against a running agent (its control socket);
+/// returns whether it succeeded and what it printed.
+pub fn agent_verb(agent: &vpn_lab::AgentProcess, args: &[&str]) -> anyhow::Result<(bool, String)> {
+    let out = std::process::Command::new(agent_bin()?)
+        .args(args)
+        .args(["--instance", agent.instance()])
+        .output()?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok((out.status.success(), text))
+}
+
 /// Polls `read` until `done` holds for its value or `timeout` passes; returns the last value.
 /// XDP runs when the receiving veth's NAPI poll does, a little after `send` returns.
 pub fn poll_until<T>(

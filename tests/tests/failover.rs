@@ -118,6 +118,34 @@ fn configs() -> anyhow::Result<Configs> {
     Ok(Configs { _dir: dir, a, b, c })
 }
 
+/// Where router-a's kernel sends its own packets for site B (its table 201 line for the site).
+fn kernel_route(lab: &Lab) -> anyhow::Result<String> {
+    let table = lab.exec(
+        Node::RouterA,
+        "ip",
+        &["-4", "route", "show", "table", "201"],
+    )?;
+    Ok(table
+        .lines()
+        .find(|l| l.contains(addr::SITE_B))
+        .unwrap_or_default()
+        .to_owned())
+}
+
+/// Waits until router-a's kernel route for site B contains `wanted`.
+fn check_kernel_route(lab: &Lab, wanted: &str) -> anyhow::Result<()> {
+    let route = poll_until(
+        Duration::from_secs(3),
+        || kernel_route(lab),
+        |r| r.contains(wanted),
+    )?;
+    assert!(
+        route.contains(wanted),
+        "router-a's kernel route for site B: {route:?}, wanted {wanted:?}"
+    );
+    Ok(())
+}
+
 fn decrypted(agent: &AgentProcess) -> anyhow::Result<u64> {
     Ok(agent.status()?.worker.map_or(0, |w| w.decrypted))
 }
@@ -166,6 +194,8 @@ fn traffic_fails_over_to_the_standby_tunnel_and_back() -> anyhow::Result<()> {
         c.status_table()?
     );
     assert_eq!(decrypted(&c)?, 0, "the standby tunnel carried traffic");
+    // The router's own traffic takes the same way (and moves with it below).
+    check_kernel_route(&lab, "dev vt-aws-t1 ")?;
 
     // Everything router-a sends to the internet from now on, to find any clear packet.
     let dir = tempfile::tempdir()?;
@@ -218,6 +248,7 @@ fn traffic_fails_over_to_the_standby_tunnel_and_back() -> anyhow::Result<()> {
         carried > RATE,
         "the standby tunnel did not carry the stream"
     );
+    check_kernel_route(&lab, "dev vt-aws-t2 ")?;
     assert!(
         outage < (DPD_DELAY + DPD_TIMEOUT + 5) as f64,
         "failover took {outage:.2} s"
@@ -251,6 +282,7 @@ fn traffic_fails_over_to_the_standby_tunnel_and_back() -> anyhow::Result<()> {
         before,
         "the standby still carries traffic after the failback"
     );
+    check_kernel_route(&lab, "dev vt-aws-t1 ")?;
 
     // Both endpoints die: once DPD has noticed, the site's traffic is dropped by router-a
     // (its route points at no tunnel), not sent in the clear.
@@ -274,6 +306,8 @@ fn traffic_fails_over_to_the_standby_tunnel_and_back() -> anyhow::Result<()> {
         after.datapath_events,
         a.log()
     );
+
+    check_kernel_route(&lab, "unreachable")?;
 
     stop_capture(tcpdump)?;
     let clear = tshark(

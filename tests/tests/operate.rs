@@ -4,29 +4,15 @@
 use std::{
     io::{Read as _, Write as _},
     os::unix::fs::PermissionsExt as _,
-    process::Command,
     time::Duration,
 };
 
 use vpn_lab::{
-    AgentProcess, Lab, LabSpec, Node, addr,
+    Lab, LabSpec, Node, addr,
     agent::StatusSnapshot,
     ike_tunnel::{IkeOptions, IkeTunnelFiles},
 };
-use vpn_tests::{agent_bin, poll_until, traffic::ping};
-
-fn verb(agent: &AgentProcess, args: &[&str]) -> anyhow::Result<(bool, String)> {
-    let out = Command::new(agent_bin()?)
-        .args(args)
-        .args(["--instance", agent.instance()])
-        .output()?;
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok((out.status.success(), text))
-}
+use vpn_tests::{agent_bin, agent_verb as verb, poll_until, traffic::ping};
 
 fn sa_count(s: &StatusSnapshot) -> usize {
     s.worker.as_ref().map_or(0, |w| w.sas.len())

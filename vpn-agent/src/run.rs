@@ -16,7 +16,10 @@ use crate::{
     },
     instance::{PIN_ROOT, RuntimeState, create_private_dir, write_private_json},
     metrics::MetricsServer,
-    system::sysctl::{self, AppliedSysctls, Drift},
+    system::{
+        interface_ipv4,
+        sysctl::{self, AppliedSysctls, Drift},
+    },
 };
 
 /// What the agent publishes about the host it manages (for `status`).
@@ -215,7 +218,14 @@ impl Running {
         }
         // IKE runs on the WAN address; negotiated CHILD SAs join the static tunnels.
         if let Some(config) = config.filter(|_| ike_wanted) {
-            let wan = wan_ipv4(&requests[0].ifname).context("starting IKE")?;
+            let wan = interface_ipv4(&requests[0].ifname)?
+                .with_context(|| {
+                    format!(
+                        "interface {} has no IPv4 address for IKE",
+                        requests[0].ifname
+                    )
+                })
+                .context("starting IKE")?;
             self.ike = IkeTunnels::start(config, wan, name.ike_file()).context("starting IKE")?;
             if let Some(ike) = &self.ike {
                 let socket = ControlSocket::start(&name.control_socket(), ike.commander())?;
@@ -353,19 +363,6 @@ fn apply(
     if let Err(err) = tunnels.apply(wanted, &routes, std::time::Instant::now()) {
         tracing::error!(error = %format!("{err:#}"), "tunnel changes applied only in part");
     }
-}
-
-/// The first IPv4 address of interface `ifname`.
-fn wan_ipv4(ifname: &str) -> anyhow::Result<std::net::Ipv4Addr> {
-    let addrs = nix::ifaddrs::getifaddrs().context("listing interface addresses")?;
-    for ifa in addrs {
-        if ifa.interface_name == ifname
-            && let Some(sin) = ifa.address.as_ref().and_then(|a| a.as_sockaddr_in())
-        {
-            return Ok(sin.ip());
-        }
-    }
-    bail!("interface {ifname} has no IPv4 address for IKE")
 }
 
 /// Waits for SIGINT or SIGTERM. The handlers are installed before the datapath is loaded, so

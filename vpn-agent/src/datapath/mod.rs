@@ -5,6 +5,7 @@ pub mod counters;
 pub mod esp_sa;
 pub mod fragment;
 pub mod loader;
+pub mod local_tx;
 pub mod nat;
 pub mod sa_table;
 pub mod static_tunnels;

@@ -29,6 +29,8 @@ pub enum DropReason {
     TooBig,
     /// The SA reached a hard lifetime limit (or its sequence numbers ran out).
     SaExpired,
+    /// The router's own packet for a tunnel that is down.
+    TunnelDown,
 }
 
 impl DropReason {
@@ -43,6 +45,7 @@ impl DropReason {
             DropReason::KernelSend => "kernel_send_failed",
             DropReason::TooBig => "too_big",
             DropReason::SaExpired => "sa_expired",
+            DropReason::TunnelDown => "tunnel_down",
         }
     }
 }

@@ -6,6 +6,10 @@
 //! linger in the worker for [`LINGER`] so frames already on their way still pass. An inbound SA
 //! a tunnel no longer wants (a rekeyed or rolled-over one) also stays in the inbound map for
 //! that long: the peer may be a few milliseconds behind in switching away from it.
+//!
+//! The router's own traffic takes the same routes through the kernel: each tunnel has a TUN
+//! device the worker reads from, and [`KernelRoutes`] keeps a kernel route per prefix pointed
+//! at the device of the tunnel XDP steers that prefix to (or unreachable when there is none).
 
 use std::{
     collections::BTreeMap,
@@ -26,6 +30,7 @@ use vpn_esp::{InboundSa as EspInbound, OutboundSa as EspOutbound, SaParams};
 use super::{
     esp_sa::{Open, Seal},
     loader::Datapath,
+    local_tx::LocalPort,
     sa_table::{
         Expiry, InboundEntry, Lifetime, OutboundEntry, SaCounters, SaEntry, Selectors, Usage,
     },
@@ -34,6 +39,7 @@ use super::{
     worker::{Control, LifetimeEvent, Worker, WorkerReport},
     xsk::XskPair,
 };
+use crate::system::{interface_ipv4, kernel_routes::KernelRoutes};
 
 /// Where routes whose tunnel is down point: a tunnel slot that is never handed out, so it
 /// stays inactive and XDP drops what it routes there (fail closed, never in the clear).
@@ -112,6 +118,8 @@ struct Installed {
     shape: Shape,
     outbound: (u32, u32),
     inbound: BTreeMap<u32, u32>,
+    /// False once the outbound SA reached its hard limit: the tunnel carries nothing.
+    active: bool,
 }
 
 /// Slot numbers handed out and taken back.
@@ -162,6 +170,11 @@ pub struct TunnelRuntime {
     stop: Arc<AtomicBool>,
     worker: Option<JoinHandle<()>>,
     report: Arc<Mutex<WorkerReport>>,
+    /// Kernel routes and tunnel devices for the router's own traffic (`None` if they could
+    /// not be set up: forwarding still works).
+    kernel: Option<KernelRoutes>,
+    /// What the worker was last told about the tunnel devices: (tunnel, outbound slot).
+    local_told: Vec<(String, Option<u32>)>,
 }
 
 impl TunnelRuntime {
@@ -175,6 +188,20 @@ impl TunnelRuntime {
                 .ok_or_else(|| anyhow!("tunnels need a {role} interface"))
         };
         let (wan, lan) = (ifindex("wan")?, ifindex("lan")?);
+        let lan_address = datapath
+            .attached()
+            .iter()
+            .find(|i| i.role == "lan")
+            .map(|i| interface_ipv4(&i.name))
+            .transpose()?
+            .flatten();
+        let kernel = match KernelRoutes::start(lan_address) {
+            Ok(kernel) => Some(kernel),
+            Err(err) => {
+                tracing::error!(error = %format!("{err:#}"), "no kernel routes: the router's own traffic will not use the tunnels");
+                None
+            }
+        };
         let mut tables = datapath.tunnel_tables()?;
         let xsk = XskPair::bind(wan, lan, QUEUE)?;
         tables.register_sockets(QUEUE, &xsk.wan.fd(), &xsk.lan.fd())?;
@@ -208,6 +235,8 @@ impl TunnelRuntime {
             stop,
             worker: Some(handle),
             report,
+            kernel,
+            local_told: Vec::new(),
         };
         let routes = static_routes(&tunnels);
         runtime.apply(tunnels, &routes, Instant::now())?;
@@ -245,9 +274,13 @@ impl TunnelRuntime {
             }
         }
         self.route(routes, &gone)?;
-        for name in gone {
-            self.uninstall(&name, now)?;
+        for name in &gone {
+            self.uninstall(name, now)?;
         }
+        if let Some(kernel) = self.kernel.as_mut() {
+            kernel.close_devices(&gone);
+        }
+        self.tell_local_ports();
         // Only now may another tunnel take a freed slot: no route points there any more.
         for index in self.freed.drain(..) {
             self.tunnel_slots.give(index);
@@ -286,7 +319,57 @@ impl TunnelRuntime {
             self.routes.remove(&prefix);
             tracing::info!(%prefix, "route removed");
         }
+        self.sync_kernel_routes(plan, going);
         Ok(())
+    }
+
+    /// The kernel's routes follow XDP's: a prefix goes to the device of the tunnel it is
+    /// steered to, or nowhere.
+    fn sync_kernel_routes(&mut self, plan: &RoutePlan, going: &[String]) {
+        let Some(kernel) = self.kernel.as_mut() else {
+            return;
+        };
+        let carried: RoutePlan = plan
+            .iter()
+            .map(|(prefix, tunnel)| {
+                let live = tunnel
+                    .clone()
+                    .filter(|name| !going.contains(name) && self.tunnels.contains_key(name));
+                (*prefix, live)
+            })
+            .collect();
+        let peers: Vec<std::net::Ipv4Addr> = self
+            .tunnels
+            .values()
+            .map(|t| t.shape.peer_address)
+            .collect();
+        kernel.sync(&carried, &peers);
+    }
+
+    /// Sends the worker the tunnel devices with their current outbound SAs, if that changed.
+    fn tell_local_ports(&mut self) {
+        let Some(kernel) = self.kernel.as_ref() else {
+            return;
+        };
+        let ports: Vec<LocalPort> = kernel
+            .devices()
+            .map(|(tunnel, device)| LocalPort {
+                tunnel: tunnel.clone(),
+                device: device.clone(),
+                out_slot: self
+                    .tunnels
+                    .get(tunnel)
+                    .filter(|t| t.active)
+                    .map(|t| t.outbound.1),
+            })
+            .collect();
+        let told: Vec<(String, Option<u32>)> = ports
+            .iter()
+            .map(|p| (p.tunnel.clone(), p.out_slot))
+            .collect();
+        if told != self.local_told && self.send(Control::LocalPorts(ports)).is_ok() {
+            self.local_told = told;
+        }
     }
 
     /// Has the worker translate decrypted traffic that matches a NAT rule.
@@ -384,6 +467,11 @@ impl TunnelRuntime {
 
     fn install(&mut self, tunnel: StaticTunnel, now: Instant) -> anyhow::Result<()> {
         let shape = Shape::of(&tunnel);
+        if let Some(kernel) = self.kernel.as_mut()
+            && let Err(err) = kernel.ensure_device(&tunnel.name, shape.mtu)
+        {
+            tracing::warn!(error = %format!("{err:#}"), tunnel = %tunnel.name, "no tunnel device: the router's own traffic will not use this tunnel");
+        }
         let index = self.tunnel_slots.take()?;
         let mut inbound = BTreeMap::new();
         for params in tunnel.inbound {
@@ -407,6 +495,7 @@ impl TunnelRuntime {
                 shape,
                 outbound,
                 inbound,
+                active: true,
             },
         );
         self.expire(now);
@@ -453,6 +542,9 @@ impl TunnelRuntime {
             }
         }
         if let Some(t) = self.tunnels.get_mut(&name) {
+            if t.outbound != outbound {
+                t.active = true;
+            }
             t.outbound = outbound;
             t.inbound = inbound;
         }
@@ -535,6 +627,10 @@ impl TunnelRuntime {
         let (index, shape) = (t.index, t.shape.clone());
         if outbound {
             self.write_tunnel(index, &shape, slot, false)?;
+            if let Some(t) = self.tunnels.get_mut(tunnel) {
+                t.active = false;
+            }
+            self.tell_local_ports();
         } else {
             let spi = t
                 .inbound
@@ -591,6 +687,9 @@ impl TunnelRuntime {
             if let Err(err) = self.uninstall(&name, now) {
                 tracing::warn!(error = %format!("{err:#}"), tunnel = %name, "removing a tunnel");
             }
+        }
+        if let Some(kernel) = self.kernel.take() {
+            kernel.stop();
         }
         // Stopping: no frame is in flight any more, so nothing needs to linger.
         self.expire(now + LINGER);

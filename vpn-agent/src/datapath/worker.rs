@@ -8,6 +8,8 @@
 //!   metadata; with a next hop from XDP's FIB lookup, transmit it on the WAN socket from the
 //!   same UMEM frame; without one, send it through the kernel, which resolves ARP.
 //! - Completed transmissions return frames to the pool, which refills both fill rings.
+//! - The router's own packets (tunnel TUN devices, `local_tx`): sealed like LAN traffic, sent
+//!   through the kernel.
 
 use std::{
     collections::BTreeMap,
@@ -33,6 +35,7 @@ use xdpilone::xdp::XdpDesc;
 
 use super::{
     fragment,
+    local_tx::{LocalFrame, LocalPort, LocalPorts, is_ipv4},
     nat::worker_path::{NatVerdict, WorkerNat},
     sa_table::{DropReason, Expiry, OutboundEntry, SaEntry, SaSnapshot, SaTable},
     xsk::{FRAME_COUNT, FramePool, XskPair, reap_completions, refill},
@@ -56,6 +59,8 @@ pub enum Control {
     },
     /// Translate decrypted traffic that matches a NAT rule before handing it to the kernel.
     Nat(Box<WorkerNat>),
+    /// The tunnel devices to read the router's own packets from (replaces the previous set).
+    LocalPorts(Vec<LocalPort>),
 }
 
 /// An SA reached a lifetime limit; sent to the control plane (which rekeys, or takes the SA
@@ -113,6 +118,7 @@ pub struct Worker {
     /// Frames (UMEM address) and the packet range in each to hand to the kernel.
     kernel_batch: Vec<(u64, std::ops::Range<usize>)>,
     nat: Option<Box<WorkerNat>>,
+    local: LocalPorts,
 }
 
 enum Verdict {
@@ -156,6 +162,7 @@ impl Worker {
             tx_batch: Vec::with_capacity(RX_BATCH as usize),
             kernel_batch: Vec::with_capacity(RX_BATCH as usize),
             nat: None,
+            local: LocalPorts::default(),
         })
     }
 
@@ -176,7 +183,7 @@ impl Worker {
                 &mut self.lent_lan,
                 fill_target,
             );
-            let mut work = self.receive(true) + self.receive(false);
+            let mut work = self.receive(true) + self.receive(false) + self.receive_local();
             work += reap_completions(&mut self.xsk.wan, &mut self.pool);
             work += reap_completions(&mut self.xsk.lan, &mut self.pool);
             if last_report.elapsed() >= REPORT_EVERY {
@@ -198,26 +205,69 @@ impl Worker {
                     self.sas.remove(slot);
                 }
                 Ok(Control::Nat(nat)) => self.nat = Some(nat),
+                Ok(Control::LocalPorts(ports)) => self.local.replace(ports),
                 Err(TryRecvError::Empty | TryRecvError::Disconnected) => return,
             }
         }
     }
 
     fn wait_for_frames(&self) {
-        let mut fds = [
-            libc::pollfd {
-                fd: self.xsk.wan.fd(),
+        let mut fds: Vec<libc::pollfd> = [self.xsk.wan.fd(), self.xsk.lan.fd()]
+            .into_iter()
+            .chain(self.local.fds())
+            .map(|fd| libc::pollfd {
+                fd,
                 events: libc::POLLIN,
                 revents: 0,
-            },
-            libc::pollfd {
-                fd: self.xsk.lan.fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-        ];
-        // SAFETY: fds is a valid array of two pollfd.
+            })
+            .collect();
+        // SAFETY: fds is a valid array of pollfd of the given length.
         unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, POLL_TIMEOUT_MS) };
+    }
+
+    /// Seals what the router itself sent into the tunnel devices.
+    fn receive_local(&mut self) -> u32 {
+        let mut local = std::mem::take(&mut self.local);
+        let read = local.drain(RX_BATCH, |frame| self.seal_local(frame));
+        self.local = local;
+        read
+    }
+
+    fn seal_local(&mut self, local: LocalFrame<'_>) {
+        let LocalFrame {
+            out_slot,
+            frame,
+            data,
+            end,
+        } = local;
+        let Some(slot) = out_slot else {
+            return self.count_drop(DropReason::TunnelDown);
+        };
+        if !is_ipv4(frame, data..end) {
+            return self.count_drop(DropReason::NotIpv4);
+        }
+        match encrypt(
+            &mut self.sas,
+            frame,
+            data,
+            end,
+            slot,
+            &self.kernel,
+            &self.events,
+        ) {
+            Ok(Sealed::InFrame(outer)) => match send_via_kernel(&self.kernel, &frame[outer]) {
+                Ok(()) => {
+                    self.counts.encrypted += 1;
+                    self.counts.sent_kernel += 1;
+                }
+                Err(reason) => self.count_drop(reason),
+            },
+            Ok(Sealed::Fragments(n)) => {
+                self.counts.encrypted += n;
+                self.counts.sent_kernel += n;
+            }
+            Err(reason) => self.count_drop(reason),
+        }
     }
 
     /// Drains up to a batch from one side's rx ring; transmissions and kernel sends of the

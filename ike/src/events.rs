@@ -82,6 +82,9 @@ pub enum CloseReason {
     /// The peer authenticated a new IKE SA with INITIAL_CONTACT (it restarted), so this
     /// older one is gone on its side (RFC 7296 section 2.4).
     Superseded,
+    /// Our address changed: the peer cannot reach this SA any more, and without MOBIKE
+    /// (RFC 4555) there is no moving it, so it is dropped without a DELETE.
+    AddressChanged,
 }
 
 /// Why a CHILD_SA could not be created.

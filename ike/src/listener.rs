@@ -322,6 +322,15 @@ impl<R: CryptoRng> Listener<R> {
         self.collect();
     }
 
+    /// Drops the IKE SA whose local SPI is `spi` at once, without a DELETE exchange (our
+    /// address is gone, so no answer could come back): its CHILD_SAs are reported deleted.
+    pub fn abandon(&mut self, spi: Spi, reason: crate::CloseReason) {
+        if let Some(sa) = self.sas.get_mut(&spi) {
+            sa.close(reason);
+        }
+        self.collect();
+    }
+
     /// Moves datagrams and events out of the SAs and removes closed ones.
     fn collect(&mut self) {
         self.initial_contact();

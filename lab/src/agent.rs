@@ -291,6 +291,9 @@ pub struct IkeSnapshot {
 #[derive(Clone, Debug, Deserialize)]
 pub struct IkeSaSnapshot {
     pub tunnel: String,
+    /// Our address and port.
+    #[serde(default)]
+    pub local: String,
     pub spi_i: String,
     pub spi_r: String,
     /// CONNECTING, ESTABLISHED, DELETING.

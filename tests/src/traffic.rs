@@ -19,7 +19,12 @@ pub fn ping(lab: &Lab, from: Node, to: Ipv4Addr, count: u32) -> anyhow::Result<u
     text.split(',')
         .find_map(|part| part.trim().strip_suffix(" received"))
         .and_then(|n| n.trim().parse().ok())
-        .ok_or_else(|| anyhow::anyhow!("unexpected ping output: {text}"))
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "unexpected ping output from {from:?} to {to}: {text}{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
 }
 
 /// Which way an iperf3 transfer between host-a (client) and host-b (server) goes.

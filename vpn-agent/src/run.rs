@@ -18,6 +18,7 @@ use crate::{
     metrics::MetricsServer,
     system::{
         interface_ipv4,
+        link_watch::LinkWatch,
         sysctl::{self, AppliedSysctls, Drift},
     },
 };
@@ -134,10 +135,21 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     let mut static_wanted = static_tunnels;
     let mut reported_drift = Vec::new();
     let wake = parts.ike.as_ref().map(IkeTunnels::wake);
+    let mut watch = match LinkWatch::open() {
+        Ok(watch) => Some(watch),
+        Err(err) => {
+            tracing::warn!(error = %format!("{err:#}"), "interface changes will not be followed");
+            None
+        }
+    };
+    let wan_name = requests[0].ifname.clone();
     let signal = signals.wait(wake, |occasion| match occasion {
         Occasion::Tick | Occasion::Ike => {
             if let (Occasion::Tick, Some(nat)) = (occasion, parts.nat.as_mut()) {
                 nat.tick();
+            }
+            if matches!(occasion, Occasion::Tick) && watch.as_mut().is_some_and(LinkWatch::changed) {
+                follow_interfaces(&mut parts, &wan_name, lan.as_deref());
             }
             if let Some(tunnels) = parts.tunnels.as_mut() {
                 if let Some(ike) = parts.ike.as_mut() {
@@ -342,6 +354,32 @@ fn reload_config(path: &std::path::Path, ike: &mut IkeTunnels) {
     }
 }
 
+/// The kernel says links or addresses changed: IKE follows the WAN address (negotiating the
+/// tunnels again from the new one), the kernel routes' source the LAN address.
+fn follow_interfaces(parts: &mut Running, wan: &str, lan: Option<&str>) {
+    if let Some(ike) = parts.ike.as_mut() {
+        match interface_ipv4(wan) {
+            Ok(Some(address)) if address != ike.wan() => {
+                tracing::warn!(interface = %wan, from = %ike.wan(), to = %address, "WAN address changed: IKE moves to it and the tunnels are negotiated again");
+                if let Err(err) = ike.rebind(address) {
+                    tracing::error!(error = %format!("{err:#}"), "IKE could not follow the WAN address");
+                }
+            }
+            Ok(None) => {
+                tracing::warn!(interface = %wan, "the WAN interface has no IPv4 address: IKE waits for one")
+            }
+            Ok(Some(_)) => {}
+            Err(err) => tracing::warn!(error = %format!("{err:#}"), "reading the WAN address"),
+        }
+    }
+    if let (Some(tunnels), Some(lan)) = (parts.tunnels.as_mut(), lan) {
+        match interface_ipv4(lan) {
+            Ok(source) => tunnels.set_route_source(source),
+            Err(err) => tracing::warn!(error = %format!("{err:#}"), "reading the LAN address"),
+        }
+    }
+}
+
 /// Brings the datapath to the static tunnels plus the ones IKE negotiated, and their routes.
 fn apply(
     tunnels: &mut TunnelRuntime,
@@ -363,6 +401,9 @@ fn apply(
     if let Err(err) = tunnels.apply(wanted, &routes, std::time::Instant::now()) {
         tracing::error!(error = %format!("{err:#}"), "tunnel changes applied only in part");
     }
+    let mut configured: Vec<String> = static_wanted.iter().map(|t| t.name.clone()).collect();
+    configured.extend(ike.map(IkeTunnels::names).unwrap_or_default());
+    tunnels.keep_devices(&configured);
 }
 
 /// Waits for SIGINT or SIGTERM. The handlers are installed before the datapath is loaded, so

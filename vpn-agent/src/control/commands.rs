@@ -26,6 +26,12 @@ pub enum DriverCommand {
         remove: Vec<String>,
         add: Vec<super::peer_config::TunnelPeer>,
     },
+    /// The WAN address changed: IKE moves to `wan`, every SA negotiated from the old address
+    /// is dropped, and the tunnels (`peers`, planned for the new address) start again.
+    Rebind {
+        wan: std::net::Ipv4Addr,
+        peers: Vec<super::peer_config::TunnelPeer>,
+    },
 }
 
 /// A command, with the way back for its answer if someone waits for it.

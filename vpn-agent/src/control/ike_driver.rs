@@ -229,6 +229,17 @@ impl IkeDriver {
         }
     }
 
+    /// Moves IKE to a new WAN address (the IKE thread logs the result).
+    pub fn rebind(&self, wan: Ipv4Addr, peers: Vec<TunnelPeer>) {
+        let request = CommandRequest {
+            command: DriverCommand::Rebind { wan, peers },
+            reply: None,
+        };
+        if self.commands.send(request).is_err() {
+            tracing::error!("the IKE thread has stopped: WAN address change not applied");
+        }
+    }
+
     /// Where operator commands go (the control socket).
     pub fn commander(&self) -> mpsc::Sender<CommandRequest> {
         self.commands.clone()
@@ -343,6 +354,7 @@ impl Io {
                 DriverCommand::Reconfigure { remove, add } => {
                     self.reconfigure(remove, add, Instant::now())
                 }
+                DriverCommand::Rebind { wan, peers } => self.rebind(wan, peers, Instant::now()),
             };
             match (request.reply, result) {
                 (Some(reply), result) => {
@@ -485,6 +497,38 @@ impl Io {
             .map_err(|e| format!("reconfiguring the IKE engine: {e}"))?;
         Ok(format!(
             "IKE tunnels reconfigured: {removed} removed or replaced, {added} added or replaced"
+        ))
+    }
+
+    /// Moves IKE to the new WAN address `wan`. The SAs negotiated from the old one are
+    /// unreachable for their peers now (RFC 7296 binds an SA to its addresses; moving one
+    /// needs MOBIKE, RFC 4555), so they are dropped without a DELETE, which their CHILD_SAs
+    /// leave the datapath with; then every tunnel starts again from the new address.
+    fn rebind(&mut self, wan: Ipv4Addr, peers: Vec<TunnelPeer>, now: Instant) -> CommandResult {
+        let bind = |port: u16| {
+            let socket =
+                UdpSocket::bind((wan, port)).map_err(|e| format!("binding {wan}:{port}: {e}"))?;
+            socket
+                .set_nonblocking(true)
+                .map_err(|e| format!("{wan}:{port}: {e}"))?;
+            Ok::<_, String>(socket)
+        };
+        let (ike, nat_t) = (bind(500)?, bind(4500)?);
+        let old = self
+            .ike
+            .local_addr()
+            .map(|a| a.ip().to_string())
+            .unwrap_or_default();
+        for spi in self.listener.sa_spis() {
+            self.listener
+                .abandon(spi, vpn_ike::CloseReason::AddressChanged);
+        }
+        self.ike = ike;
+        self.nat_t = nat_t;
+        let all: Vec<String> = self.configs.keys().cloned().collect();
+        self.reconfigure(all, peers, now)?;
+        Ok(format!(
+            "IKE moved from {old} to {wan}; the tunnels start again"
         ))
     }
 

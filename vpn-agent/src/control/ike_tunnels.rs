@@ -146,6 +146,28 @@ impl IkeTunnels {
         Ok(summary)
     }
 
+    /// Our WAN address is now `wan`: IKE moves there and every tunnel is negotiated again
+    /// (the old SAs go; see `ike_driver`).
+    pub fn rebind(&mut self, wan: Ipv4Addr) -> anyhow::Result<()> {
+        if wan == self.wan {
+            return Ok(());
+        }
+        let (peers, _) = plan(&self.applied, wan)?;
+        self.driver.rebind(wan, peers);
+        self.wan = wan;
+        Ok(())
+    }
+
+    /// The configured tunnels' names.
+    pub fn names(&self) -> Vec<String> {
+        self.tunnels.keys().cloned().collect()
+    }
+
+    /// The WAN address IKE runs on.
+    pub fn wan(&self) -> Ipv4Addr {
+        self.wan
+    }
+
     /// Takes the engine's news; `true` if what the datapath should carry changed.
     pub fn poll(&mut self) -> bool {
         let mut changed = false;

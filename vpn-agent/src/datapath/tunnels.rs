@@ -277,9 +277,6 @@ impl TunnelRuntime {
         for name in &gone {
             self.uninstall(name, now)?;
         }
-        if let Some(kernel) = self.kernel.as_mut() {
-            kernel.close_devices(&gone);
-        }
         self.tell_local_ports();
         // Only now may another tunnel take a freed slot: no route points there any more.
         for index in self.freed.drain(..) {
@@ -329,6 +326,13 @@ impl TunnelRuntime {
         let Some(kernel) = self.kernel.as_mut() else {
             return;
         };
+        // A tunnel keeps its device while it is down (routes move away from it, not with it);
+        // one that could not get its device yet tries again here.
+        for (name, t) in &self.tunnels {
+            if let Err(err) = kernel.ensure_device(name, t.shape.mtu) {
+                tracing::warn!(error = %format!("{err:#}"), tunnel = %name, "no tunnel device: the router's own traffic will not use this tunnel yet");
+            }
+        }
         let carried: RoutePlan = plan
             .iter()
             .map(|(prefix, tunnel)| {
@@ -344,6 +348,21 @@ impl TunnelRuntime {
             .map(|t| t.shape.peer_address)
             .collect();
         kernel.sync(&carried, &peers);
+    }
+
+    /// Closes the devices of tunnels that are no longer configured (their routes are gone).
+    pub fn keep_devices(&mut self, configured: &[String]) {
+        if let Some(kernel) = self.kernel.as_mut() {
+            kernel.keep_devices(configured);
+        }
+        self.tell_local_ports();
+    }
+
+    /// The LAN address the router's own packets into tunnels come from changed.
+    pub fn set_route_source(&mut self, source: Option<std::net::Ipv4Addr>) {
+        if let Some(kernel) = self.kernel.as_mut() {
+            kernel.set_source(source);
+        }
     }
 
     /// Sends the worker the tunnel devices with their current outbound SAs, if that changed.
@@ -467,11 +486,6 @@ impl TunnelRuntime {
 
     fn install(&mut self, tunnel: StaticTunnel, now: Instant) -> anyhow::Result<()> {
         let shape = Shape::of(&tunnel);
-        if let Some(kernel) = self.kernel.as_mut()
-            && let Err(err) = kernel.ensure_device(&tunnel.name, shape.mtu)
-        {
-            tracing::warn!(error = %format!("{err:#}"), tunnel = %tunnel.name, "no tunnel device: the router's own traffic will not use this tunnel");
-        }
         let index = self.tunnel_slots.take()?;
         let mut inbound = BTreeMap::new();
         for params in tunnel.inbound {

@@ -138,13 +138,42 @@ impl KernelRoutes {
         }
     }
 
-    /// Closes the devices of tunnels that are gone (after [`Self::sync`] moved their routes).
-    pub fn close_devices(&mut self, gone: &[String]) {
-        for tunnel in gone {
-            if let Some(device) = self.devices.remove(tunnel) {
-                tracing::info!(%tunnel, device = %device.name, "tunnel device closed");
+    /// The LAN address changed: the routes' preferred source follows it.
+    pub fn set_source(&mut self, source: Option<Ipv4Addr>) {
+        if source == self.source {
+            return;
+        }
+        tracing::info!(from = ?self.source, to = ?source, "LAN address changed: the kernel routes' source follows");
+        self.source = source;
+        let through_devices: Vec<(Ipv4Net, u32)> = self
+            .installed
+            .iter()
+            .filter_map(|(prefix, target)| match target {
+                RouteTarget::Device { ifindex, .. } => Some((*prefix, *ifindex)),
+                RouteTarget::Unreachable => None,
+            })
+            .collect();
+        for (prefix, ifindex) in through_devices {
+            let target = RouteTarget::Device { ifindex, source };
+            match self.rtnl.replace_route(&owned(prefix, target)) {
+                Ok(()) => {
+                    self.installed.insert(prefix, target);
+                }
+                Err(err) => tracing::warn!(error = %format!("{err:#}"), "kernel route not updated"),
             }
         }
+    }
+
+    /// Closes the devices of tunnels not in `configured` (after [`Self::sync`] moved their
+    /// routes). The device goes once the worker lets go of it too.
+    pub fn keep_devices(&mut self, configured: &[String]) {
+        self.devices.retain(|tunnel, device| {
+            let keep = configured.contains(tunnel);
+            if !keep {
+                tracing::info!(%tunnel, device = %device.name, "tunnel device closed");
+            }
+            keep
+        });
     }
 
     fn remove(&mut self, prefix: Ipv4Net) {

@@ -2,6 +2,7 @@
 //! TUN devices for the router's own traffic into tunnels (rtnetlink).
 
 pub mod kernel_routes;
+pub mod link_watch;
 pub mod rtnl;
 pub mod sysctl;
 pub mod tun;

@@ -59,7 +59,7 @@ pub fn reload(args: &InstanceOnly) -> anyhow::Result<()> {
         nix::sys::signal::Signal::SIGHUP,
     )
     .with_context(|| format!("signalling instance {name} (pid {pid})"))?;
-    println!("instance {name} (pid {pid}) reloads its static tunnels");
+    println!("instance {name} (pid {pid}) reloads its configuration (the log says what changed)");
     Ok(())
 }
 

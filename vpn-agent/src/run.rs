@@ -114,6 +114,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         state_stored: false,
         metrics: None,
         control: None,
+        config: config.clone(),
     };
     if let Err(err) = parts.start(name, config.as_ref(), static_tunnels.clone(), &requests) {
         let _ = parts.shutdown(name);
@@ -181,13 +182,13 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
             }
         }
         Occasion::Reload => {
+            if let Some(new) = reload(args.static_tunnels.as_deref()) {
+                static_wanted = new;
+            }
+            if let Some(path) = args.config.as_deref() {
+                parts.reload_config(path, name);
+            }
             if let Some(tunnels) = parts.tunnels.as_mut() {
-                if let Some(new) = reload(args.static_tunnels.as_deref()) {
-                    static_wanted = new;
-                }
-                if let (Some(path), Some(ike)) = (args.config.as_deref(), parts.ike.as_mut()) {
-                    reload_config(path, ike);
-                }
                 apply(tunnels, &static_wanted, parts.ike.as_ref());
             }
         }
@@ -213,6 +214,8 @@ struct Running {
     state_stored: bool,
     metrics: Option<MetricsServer>,
     control: Option<ControlSocket>,
+    /// The configuration running now (for reloads).
+    config: Option<vpn_config::Config>,
 }
 
 impl Running {
@@ -273,6 +276,103 @@ impl Running {
         Ok(())
     }
 
+    /// SIGHUP: re-reads the configuration and applies what changed: tunnels and routes
+    /// (unchanged tunnels keep their SAs), the sysctl policy, NAT rules. A file with errors,
+    /// unreadable secrets or NAT rules the datapath cannot serve changes nothing; so does one
+    /// that moves the interfaces, which XDP is attached to (that takes a restart).
+    fn reload_config(&mut self, path: &std::path::Path, name: &crate::instance::InstanceName) {
+        tracing::info!(file = %path.display(), "reloading the configuration");
+        let refuse = |why: &str| {
+            tracing::error!(
+                "reload of {} refused, the running configuration is kept: {why}",
+                path.display()
+            );
+        };
+        let config = match vpn_config::Config::load(path) {
+            Ok(config) => config,
+            Err(errors) => return refuse(&format!("{} problem(s):\n{errors}", errors.len())),
+        };
+        if let Some(running) = &self.config
+            && (running.router.wan != config.router.wan || running.router.lan != config.router.lan)
+        {
+            return refuse(&format!(
+                "router.wan/router.lan changed ({} {:?} -> {} {:?}): the XDP programs stay where they are attached until the agent restarts",
+                running.router.wan, running.router.lan, config.router.wan, config.router.lan
+            ));
+        }
+        if let Err(err) =
+            crate::datapath::nat::check_out_interfaces(self.datapath.attached(), &config.nat)
+        {
+            return refuse(&format!("nat: {err:#}"));
+        }
+        match (self.ike.as_mut(), config.tunnels.is_empty()) {
+            (Some(ike), _) => match ike.reload(&config) {
+                Ok(summary) => tracing::info!(%summary, "tunnels reloaded"),
+                Err(err) => return refuse(&format!("{err:#}")),
+            },
+            (None, false) => {
+                return refuse(
+                    "tunnels added to a configuration that ran none: IKE starts with the agent, restart it",
+                );
+            }
+            (None, true) => {}
+        }
+        if let Err(err) = self.reload_sysctls(&config) {
+            tracing::error!(error = %format!("{err:#}"), "the new sysctl policy is applied only in part");
+        }
+        if let Err(err) = self.reload_nat(&config, name) {
+            tracing::error!(error = %format!("{err:#}"), "the new NAT rules are not applied");
+        }
+        self.config = Some(config);
+        tracing::info!("configuration reloaded");
+    }
+
+    fn reload_sysctls(&mut self, config: &vpn_config::Config) -> anyhow::Result<()> {
+        if self.config.as_ref().map(|c| &c.sysctl) == Some(&config.sysctl) {
+            return Ok(());
+        }
+        let policy = &config.sysctl;
+        match (self.sysctls.as_mut(), policy.manage) {
+            (Some(applied), true) => {
+                applied.update(sysctl::desired(policy), policy.restore_on_exit)
+            }
+            (None, true) => {
+                self.sysctls = Some(AppliedSysctls::apply(
+                    sysctl::desired(policy),
+                    policy.restore_on_exit,
+                )?);
+                Ok(())
+            }
+            (Some(_), false) => {
+                if let Some(applied) = self.sysctls.take() {
+                    applied.restore();
+                }
+                Ok(())
+            }
+            (None, false) => Ok(()),
+        }
+    }
+
+    fn reload_nat(
+        &mut self,
+        config: &vpn_config::Config,
+        name: &crate::instance::InstanceName,
+    ) -> anyhow::Result<()> {
+        if self.config.as_ref().map(|c| &c.nat) == Some(&config.nat) {
+            return Ok(());
+        }
+        match self.nat.as_mut() {
+            Some(nat) => nat.set_rules(self.datapath.attached(), &config.nat),
+            None => {
+                self.nat = NatRuntime::start(&mut self.datapath, &config.nat)?;
+                if let (Some(_), Some(tunnels)) = (&self.nat, &self.tunnels) {
+                    tunnels.enable_nat(WorkerNat::open(&name.pin_dir())?)?;
+                }
+                Ok(())
+            }
+        }
+    }
+
     fn shutdown(self, name: &crate::instance::InstanceName) -> anyhow::Result<()> {
         if let Some(control) = self.control {
             control.stop();
@@ -327,29 +427,6 @@ fn reload(path: Option<&std::path::Path>) -> Option<Vec<static_tunnels::StaticTu
         Err(err) => {
             tracing::error!(error = %format!("{err:#}"), "reload refused; the running tunnels are unchanged");
             None
-        }
-    }
-}
-
-/// SIGHUP: re-reads the configuration's tunnels and routes. A file with errors, or whose
-/// secrets cannot be read, changes nothing; unchanged tunnels keep their SAs. Interfaces and
-/// the sysctl policy are read at start only.
-fn reload_config(path: &std::path::Path, ike: &mut IkeTunnels) {
-    tracing::info!(file = %path.display(), "reloading the configuration");
-    let config = match vpn_config::Config::load(path) {
-        Ok(config) => config,
-        Err(errors) => {
-            tracing::error!(
-                problems = errors.len(),
-                "reload refused; the running tunnels are unchanged:\n{errors}"
-            );
-            return;
-        }
-    };
-    match ike.reload(&config) {
-        Ok(summary) => tracing::info!(%summary, "configuration reloaded"),
-        Err(err) => {
-            tracing::error!(error = %format!("{err:#}"), "reload refused; the running tunnels are unchanged")
         }
     }
 }

@@ -189,7 +189,7 @@ impl Worker {
             // The router's own packets are few: a read per device costs a system call, so
             // busy turns look only every LOCAL_EVERY turns.
             turn = turn.wrapping_add(1);
-            if work == 0 || turn % LOCAL_EVERY == 0 {
+            if work == 0 || turn.is_multiple_of(LOCAL_EVERY) {
                 work += self.receive_local();
             }
             work += reap_completions(&mut self.xsk.wan, &mut self.pool);

@@ -118,6 +118,37 @@ impl AppliedSysctls {
     }
 
     /// Settings someone changed since we applied them.
+    /// Moves to another policy (a reload): new keys are set (their values now kept for the
+    /// restore), changed ones rewritten, and keys the policy no longer sets get back the
+    /// value they had before the agent set them. Every new key is read before anything is
+    /// written, so an unreadable key changes nothing.
+    pub fn update(&mut self, settings: Vec<Setting>, restore_on_exit: bool) -> anyhow::Result<()> {
+        let mut next: Vec<(Setting, String)> = Vec::with_capacity(settings.len());
+        for setting in settings {
+            let original = match self.applied.iter().find(|(s, _)| s.key == setting.key) {
+                Some((_, original)) => original.clone(),
+                None => setting.read()?,
+            };
+            next.push((setting, original));
+        }
+        for (old, original) in &self.applied {
+            if !next.iter().any(|(s, _)| s.key == old.key) && *original != old.value {
+                old.write(original)?;
+                tracing::info!(key = %old.key, to = %original, "sysctl no longer set by the policy: restored");
+            }
+        }
+        for (setting, _) in &next {
+            let found = setting.read()?;
+            if found != setting.value {
+                setting.write(&setting.value)?;
+                tracing::info!(key = %setting.key, from = %found, to = %setting.value, "sysctl set");
+            }
+        }
+        self.applied = next;
+        self.restore_on_exit = restore_on_exit;
+        Ok(())
+    }
+
     pub fn drift(&self) -> Vec<Drift> {
         self.applied
             .iter()

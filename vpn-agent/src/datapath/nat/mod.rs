@@ -71,16 +71,7 @@ impl NatRuntime {
         if rules.is_empty() {
             return Ok(None);
         }
-        let attached: Vec<String> = datapath.attached().iter().map(|a| a.name.clone()).collect();
-        for rule in rules {
-            if !attached.contains(&rule.out) {
-                bail!(
-                    "NAT out interface {} has no XDP program (attached: {}): replies could not be translated back",
-                    rule.out,
-                    attached.join(", ")
-                );
-            }
-        }
+        check_out_interfaces(datapath.attached(), rules)?;
         let maps = datapath.nat_maps()?;
         let local = ports::read_local_range()?;
         let range = ports::nat_range(local.clone())?;
@@ -143,6 +134,18 @@ impl NatRuntime {
             return Err(err);
         }
         Ok(Some(runtime))
+    }
+
+    /// Replaces the rules (a reload); flows already translated keep their mappings until
+    /// they idle out.
+    pub fn set_rules(
+        &mut self,
+        attached: &[crate::instance::AttachedInterface],
+        rules: &[NatRule],
+    ) -> anyhow::Result<()> {
+        check_out_interfaces(attached, rules)?;
+        self.rules = rules.to_vec();
+        self.refresh_rules()
     }
 
     /// Housekeeping on each agent tick: rules follow address changes; every few ticks the
@@ -275,4 +278,22 @@ pub(crate) fn monotonic_ns() -> u64 {
     // SAFETY: a valid timespec to fill; CLOCK_MONOTONIC always exists.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     (ts.tv_sec as u64) * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// Every rule's out interface must run our XDP program, or replies could not be translated back.
+pub fn check_out_interfaces(
+    attached: &[crate::instance::AttachedInterface],
+    rules: &[NatRule],
+) -> anyhow::Result<()> {
+    let names: Vec<&str> = attached.iter().map(|a| a.name.as_str()).collect();
+    for rule in rules {
+        if !names.contains(&rule.out.as_str()) {
+            bail!(
+                "NAT out interface {} has no XDP program (attached: {}): replies could not be translated back",
+                rule.out,
+                names.join(", ")
+            );
+        }
+    }
+    Ok(())
 }

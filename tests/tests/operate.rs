@@ -111,7 +111,10 @@ fn reload_keeps_unchanged_tunnels_and_refuses_broken_files() -> anyhow::Result<(
         || Ok(a.log()),
         |l| l.contains("refused, the running configuration is kept"),
     )?;
-    assert!(log.contains("refused, the running configuration is kept"), "{log}");
+    assert!(
+        log.contains("refused, the running configuration is kept"),
+        "{log}"
+    );
     assert_eq!(spis(&a.status()?), first);
     assert_eq!(ping(&lab, Node::HostA, addr::HOST_B, 2)?, 2);
 

@@ -114,10 +114,9 @@ fn sysctl_policy_is_applied_watched_and_restored() -> anyhow::Result<()> {
     // A broken file, or one that moves the datapath to other interfaces, changes nothing.
     for (n, broken) in [
         format!("{router}[sysctl]\nmanage = true\ntcp_mtu_probing = 7\n"),
-        format!(
-            "[router]\nname = \"lab-a\"\nwan = \"lan\"\nlan = [\"wan\"]\n\n\
-             [sysctl]\nmanage = true\ntcp_mtu_probing = 1\n"
-        ),
+        "[router]\nname = \"lab-a\"\nwan = \"lan\"\nlan = [\"wan\"]\n\n\
+         [sysctl]\nmanage = true\ntcp_mtu_probing = 1\n"
+            .to_owned(),
     ]
     .into_iter()
     .enumerate()

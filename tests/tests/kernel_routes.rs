@@ -1,6 +1,7 @@
 //! Traffic the routers themselves originate uses the tunnel: the agent keeps a kernel route per
 //! remote prefix (table 201, proto 249) through the tunnel's TUN device while the tunnel is up,
-//! makes it unreachable while it is down, and removes everything when it stops.
+//! makes it unreachable while it is down, puts it back if someone deletes it, and removes
+//! everything when it stops.
 //!
 //! The lab's main tables also route the other site via the peer's WAN address (in the clear),
 //! so a ping that answers proves nothing by itself: a capture on the WAN link checks that no
@@ -113,6 +114,23 @@ fn router_traffic_takes_the_tunnel_and_follows_its_state() -> anyhow::Result<()>
         now_b - sealed_b >= 11,
         "router-b sealed {}",
         now_b - sealed_b
+    );
+
+    // Someone deletes the route: the agent hears of it and puts it back.
+    lab.exec(
+        Node::RouterA,
+        "ip",
+        &["route", "del", addr::SITE_B, "table", "201"],
+    )?;
+    let routes = poll_until(
+        Duration::from_secs(5),
+        || table(&lab, Node::RouterA),
+        |t| t.contains(&expected),
+    )?;
+    assert!(
+        routes.contains(&expected),
+        "not put back:\n{routes}\n{}",
+        a.log()
     );
 
     // Tunnel down: the route fails closed (unreachable), never falls back to the clear.

@@ -431,8 +431,9 @@ fn reload(path: Option<&std::path::Path>) -> Option<Vec<static_tunnels::StaticTu
     }
 }
 
-/// The kernel says links or addresses changed: IKE follows the WAN address (negotiating the
-/// tunnels again from the new one), the kernel routes' source the LAN address.
+/// The kernel says links, addresses or routes changed: IKE follows the WAN address
+/// (negotiating the tunnels again from the new one), the kernel routes' source the LAN
+/// address, and routes removed behind our back are put back.
 fn follow_interfaces(parts: &mut Running, wan: &str, lan: Option<&str>) {
     if let Some(ike) = parts.ike.as_mut() {
         match interface_ipv4(wan) {
@@ -454,6 +455,9 @@ fn follow_interfaces(parts: &mut Running, wan: &str, lan: Option<&str>) {
             Ok(source) => tunnels.set_route_source(source),
             Err(err) => tracing::warn!(error = %format!("{err:#}"), "reading the LAN address"),
         }
+    }
+    if let Some(tunnels) = parts.tunnels.as_mut() {
+        tunnels.repair_kernel_routes();
     }
 }
 

@@ -358,6 +358,13 @@ impl TunnelRuntime {
         self.tell_local_ports();
     }
 
+    /// Puts back kernel routes removed behind the agent's back.
+    pub fn repair_kernel_routes(&mut self) {
+        if let Some(kernel) = self.kernel.as_mut() {
+            kernel.repair();
+        }
+    }
+
     /// The LAN address the router's own packets into tunnels come from changed.
     pub fn set_route_source(&mut self, source: Option<std::net::Ipv4Addr>) {
         if let Some(kernel) = self.kernel.as_mut() {

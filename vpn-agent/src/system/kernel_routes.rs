@@ -138,6 +138,34 @@ impl KernelRoutes {
         }
     }
 
+    /// Puts back routes someone removed from the table behind our back (the kernel also
+    /// removes routes through a device that went down).
+    pub fn repair(&mut self) {
+        let present = match self.rtnl.routes(TABLE, PROTOCOL) {
+            Ok(present) => present,
+            Err(err) => {
+                tracing::warn!(error = %format!("{err:#}"), "reading the kernel routes");
+                return;
+            }
+        };
+        let missing: Vec<(Ipv4Net, RouteTarget)> = self
+            .installed
+            .iter()
+            .filter(|(prefix, _)| !present.contains(prefix))
+            .map(|(p, t)| (*p, *t))
+            .collect();
+        for (prefix, target) in missing {
+            match self.rtnl.replace_route(&owned(prefix, target)) {
+                Ok(()) => {
+                    tracing::warn!(%prefix, table = TABLE, "kernel route removed behind our back: put back")
+                }
+                Err(err) => {
+                    tracing::warn!(error = %format!("{err:#}"), %prefix, "kernel route removed behind our back, and not put back")
+                }
+            }
+        }
+    }
+
     /// The LAN address changed: the routes' preferred source follows it.
     pub fn set_source(&mut self, source: Option<Ipv4Addr>) {
         if source == self.source {

@@ -1,5 +1,5 @@
-//! Notifications of link and address changes (rtnetlink multicast groups), so the agent
-//! re-reads its interfaces' state when the kernel says it changed, not on a timer.
+//! Notifications of link, address and route changes (rtnetlink multicast groups), so the agent
+//! re-reads the state it depends on when the kernel says it changed, not on a timer.
 
 use anyhow::Context as _;
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
@@ -12,10 +12,11 @@ pub struct LinkWatch {
 impl LinkWatch {
     pub fn open() -> anyhow::Result<Self> {
         let mut socket = Socket::new(NETLINK_ROUTE).context("opening a netlink socket")?;
-        let groups = (libc::RTMGRP_LINK | libc::RTMGRP_IPV4_IFADDR) as u32;
+        let groups =
+            (libc::RTMGRP_LINK | libc::RTMGRP_IPV4_IFADDR | libc::RTMGRP_IPV4_ROUTE) as u32;
         socket
             .bind(&SocketAddr::new(0, groups))
-            .context("subscribing to link and address notifications")?;
+            .context("subscribing to link, address and route notifications")?;
         socket
             .set_non_blocking(true)
             .context("netlink socket non-blocking")?;
@@ -25,7 +26,7 @@ impl LinkWatch {
         })
     }
 
-    /// Whether any link or IPv4 address changed since the last call. The messages themselves
+    /// Whether any link, IPv4 address or IPv4 route changed since the last call. The messages themselves
     /// are not needed: the caller re-reads what it depends on. A lost notification (the
     /// socket's buffer overflowed) counts as a change.
     pub fn changed(&mut self) -> bool {

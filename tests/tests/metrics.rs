@@ -57,12 +57,18 @@ fn prometheus_sees_the_tunnel_and_its_traffic() -> anyhow::Result<()> {
     let (status, body) = poll_until(
         Duration::from_secs(5),
         || scrape(&lab, "/metrics"),
+        // Counters are published a few times a second: the last reply may be opened after
+        // the snapshot that counts the last request sealed.
         |(_, body)| {
-            value(
-                body,
-                "vpn_sa_packets_total{tunnel=\"to-site-b\",direction=\"out\"",
-            )
-            .is_some_and(|n| n >= 7.0)
+            ["out", "in"].iter().all(|direction| {
+                value(
+                    body,
+                    &format!(
+                        "vpn_sa_packets_total{{tunnel=\"to-site-b\",direction=\"{direction}\""
+                    ),
+                )
+                .is_some_and(|n| n >= 7.0)
+            })
         },
     )?;
     assert!(status.contains("200"), "{status}");

@@ -38,7 +38,13 @@ pub struct Router {
     pub identity: Option<Identity>,
     /// Default authentication for tunnels that do not set their own.
     pub auth: Option<LocalAuth>,
+    /// Most crypto workers to run, one per receive queue of the WAN and LAN interfaces
+    /// (`None`: one per queue, as many as the interfaces have).
+    pub workers: Option<u32>,
 }
+
+/// Most crypto workers a router may ask for: more than any NIC here has queues.
+pub const MAX_WORKERS: u32 = 64;
 
 /// IKE identity types (RFC 7296 §3.5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -22,6 +22,7 @@ pub(crate) struct RawRouter {
     pub wan_public_address: Option<S<String>>,
     pub identity: Option<S<RawIdentity>>,
     pub auth: Option<S<RawAuth>>,
+    pub workers: Option<S<u32>>,
 }
 
 #[derive(Debug, Deserialize)]

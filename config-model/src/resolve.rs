@@ -497,6 +497,22 @@ impl Resolver<'_> {
             None => wan_public_address.map(Identity::from_addr),
         };
         let auth = raw.auth.as_ref().and_then(|a| self.auth(a, "router.auth"));
+        let workers = raw.workers.as_ref().and_then(|w| {
+            let n = *w.get_ref();
+            if (1..=crate::model::MAX_WORKERS).contains(&n) {
+                Some(n)
+            } else {
+                self.err(
+                    &w.span(),
+                    "router.workers",
+                    format!(
+                        "{n} workers: between 1 and {} (one per receive queue)",
+                        crate::model::MAX_WORKERS
+                    ),
+                );
+                None
+            }
+        });
         Router {
             name: raw.name.into_inner(),
             wan: raw.wan.into_inner(),
@@ -504,6 +520,7 @@ impl Resolver<'_> {
             wan_public_address,
             identity,
             auth,
+            workers,
         }
     }
 

@@ -80,7 +80,7 @@ fn unknown_fields_are_refused_everywhere_and_all_reported() {
     assert_eq!(
         errors(&text),
         vec![
-            "t.toml:6:1: router.colour: unknown field `colour`, expected one of `name`, `wan`, `lan`, `wan_public_address`, `identity`, `auth`",
+            "t.toml:6:1: router.colour: unknown field `colour`, expected one of `name`, `wan`, `lan`, `wan_public_address`, `identity`, `auth`, `workers`",
             "t.toml:15:1: tunnel[0].lifetimes.flavour: unknown field `flavour`, expected one of `ike`, `child`, `rekey_margin`, `rekey_fuzz`",
             "t.toml:22:1: tunnel[1].mtuu: unknown field `mtuu`, expected one of `name`, `peer`, `remote_identity`, `profile`, `ike_version`, `ike_proposals`, `esp_proposals`, `lifetimes`, `dpd`, `nat_traversal`, `force_encap`, `fragmentation`, `auth`, `peer_public_key`, `selectors`, `inside`, `replay_window`, `mtu`, `mss`, `outer_mtu`, `startup`",
         ]
@@ -215,6 +215,25 @@ fn addresses_and_identities() {
             "t.toml:11:8: tunnel[0].peer: `192.0.2.x` is not an IP address",
             "t.toml:14:44: tunnel[0].remote_identity.value: `2001:db8::1` is not an IPv4 address",
         ]
+    );
+}
+
+#[test]
+fn workers_are_between_one_and_the_maximum() {
+    let c = ok(&format!(
+        "{ROUTER}workers = 2\n{}",
+        aws_tunnel("aws-t1", 10, "")
+    ));
+    assert_eq!(c.router.workers, Some(2));
+    let c = ok(&format!("{ROUTER}{}", aws_tunnel("aws-t1", 10, "")));
+    assert_eq!(c.router.workers, None, "unset: one per queue");
+    assert_eq!(
+        errors(&format!("{ROUTER}workers = 0\n")),
+        vec!["t.toml:6:11: router.workers: 0 workers: between 1 and 64 (one per receive queue)"]
+    );
+    assert_eq!(
+        errors(&format!("{ROUTER}workers = 65\n")),
+        vec!["t.toml:6:11: router.workers: 65 workers: between 1 and 64 (one per receive queue)"]
     );
 }
 

@@ -86,27 +86,27 @@ fn bench(c: &mut Criterion) {
                 )
             });
 
-            let mut enc_sa = OutboundSa::new(params(key_len));
+            let enc_sa = OutboundSa::new(params(key_len));
             let pkt = inner(n);
             let mut out = vec![0u8; esp_len(n)];
             g.bench_function(format!("encapsulate/{n}"), |b| {
                 b.iter(|| {
-                    let len = encapsulate(&mut enc_sa, black_box(&pkt), &mut out).unwrap();
+                    let len = encapsulate(&enc_sa, black_box(&pkt), &mut out).unwrap();
                     black_box(len);
                 })
             });
 
-            let mut tx = OutboundSa::new(params(key_len));
-            let mut rx = InboundSa::new(params(key_len));
+            let tx = OutboundSa::new(params(key_len));
+            let rx = InboundSa::new(params(key_len));
             g.bench_function(format!("decapsulate/{n}"), |b| {
                 b.iter_batched_ref(
                     || {
                         let mut o = vec![0u8; esp_len(n)];
-                        encapsulate(&mut tx, &pkt, &mut o).unwrap();
+                        encapsulate(&tx, &pkt, &mut o).unwrap();
                         o
                     },
                     |esp| {
-                        let d = decapsulate(&mut rx, black_box(esp)).unwrap();
+                        let d = decapsulate(&rx, black_box(esp)).unwrap();
                         black_box(d);
                     },
                     BatchSize::SmallInput,

@@ -232,7 +232,7 @@ pub fn outer_overhead<A: AeadBackend>(sa: &OutboundSa<A>) -> usize {
 /// `buf[outer_overhead(sa) + PAYLOAD_OFFSET..][..inner_len]` (zero-copy path). Returns the
 /// outer packet length.
 pub fn encapsulate_packet_in_place<A: AeadBackend>(
-    sa: &mut OutboundSa<A>,
+    sa: &OutboundSa<A>,
     buf: &mut [u8],
     inner_len: usize,
 ) -> Result<usize, EspError> {
@@ -277,8 +277,9 @@ pub fn encapsulate_packet_in_place<A: AeadBackend>(
     let id = if df {
         0
     } else {
-        sa.ip_id = sa.ip_id.wrapping_add(1);
         sa.ip_id
+            .fetch_add(1, core::sync::atomic::Ordering::Relaxed)
+            .wrapping_add(1)
     };
     let fields = Ipv4Fields {
         src,
@@ -296,7 +297,7 @@ pub fn encapsulate_packet_in_place<A: AeadBackend>(
 
 /// Encapsulate `inner` into a complete outer IPv4 (+ UDP) packet in `out`. Returns its length.
 pub fn encapsulate_packet<A: AeadBackend>(
-    sa: &mut OutboundSa<A>,
+    sa: &OutboundSa<A>,
     inner: &[u8],
     out: &mut [u8],
 ) -> Result<usize, EspError> {
@@ -327,7 +328,7 @@ pub struct DecapsulatedPacket {
 /// Decapsulate a complete outer IPv4 packet (raw ESP, or UDP-encapsulated ESP if the SA uses
 /// NAT-T) in place.
 pub fn decapsulate_packet<A: AeadBackend>(
-    sa: &mut InboundSa<A>,
+    sa: &InboundSa<A>,
     pkt: &mut [u8],
 ) -> Result<DecapsulatedPacket, EspError> {
     let ip = parse_ipv4(pkt)?;

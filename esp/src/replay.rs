@@ -25,6 +25,17 @@
 //!
 //! **Outbound** ([`SeqCounter`]): starts at 1 and never wraps; after 2^32 - 1 (no ESN) or
 //! 2^64 - 1 (ESN) it returns [`EspError::SeqExhausted`] and the SA must be rekeyed.
+//!
+//! **Several workers, one SA.** With one crypto worker per receive queue, the same SA is used
+//! from several threads at once. The IV is the sequence number (RFC 4106 3.1: unique per key),
+//! so [`SeqCounter`] hands numbers out with an atomic compare-and-swap: no two threads ever get
+//! the same one, and none is handed out past the end of the space. The inbound window is shared
+//! behind a mutex held only for the check and for the commit, never during the decryption: two
+//! copies of one packet arriving on two queues may both pass the check, but `commit` re-checks
+//! under the lock, so exactly one is accepted (RFC 4303 3.4.3 asks for a per-SA window, not a
+//! per-queue one).
+
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::EspError;
 use crate::sa::{ReplayWindowSize, SeqNum};
@@ -195,23 +206,33 @@ impl ReplayWindow {
     }
 }
 
-/// Outbound sequence numbers: 1, 2, 3, ... never wrapping (RFC 4303 section 3.3.3).
-#[derive(Debug, Clone)]
+/// Outbound sequence numbers: 1, 2, 3, ... never wrapping (RFC 4303 section 3.3.3), shared by
+/// every thread that seals with the SA (each number is handed out once).
+#[derive(Debug)]
 pub struct SeqCounter {
-    last: u64,
+    last: AtomicU64,
     esn: bool,
+}
+
+impl Clone for SeqCounter {
+    fn clone(&self) -> Self {
+        SeqCounter::resume_after(self.esn, self.last().0)
+    }
 }
 
 impl SeqCounter {
     /// A fresh counter; the first number handed out is 1.
     pub fn new(esn: bool) -> Self {
-        SeqCounter { last: 0, esn }
+        Self::resume_after(esn, 0)
     }
 
     /// A counter whose last sent number was `last` (SA hand-over between workers, and tests of
     /// exhaustion). `last` beyond the space makes the counter exhausted.
     pub fn resume_after(esn: bool, last: u64) -> Self {
-        SeqCounter { last, esn }
+        SeqCounter {
+            last: AtomicU64::new(last),
+            esn,
+        }
     }
 
     /// The largest number this counter may send.
@@ -223,22 +244,26 @@ impl SeqCounter {
         }
     }
 
-    /// The next sequence number, or `SeqExhausted` once the space is used up (rekey).
-    pub fn next_seq(&mut self) -> Result<SeqNum, EspError> {
-        if self.last >= self.max() {
-            return Err(EspError::SeqExhausted);
-        }
-        self.last += 1;
-        Ok(SeqNum(self.last))
+    /// The next sequence number, or `SeqExhausted` once the space is used up (rekey). Safe to
+    /// call from several threads: a compare-and-swap (not a blind add, which would wrap at
+    /// 2^64 - 1) so a number is never handed out twice nor past [`SeqCounter::max`].
+    pub fn next_seq(&self) -> Result<SeqNum, EspError> {
+        let max = self.max();
+        self.last
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |last| {
+                (last < max).then_some(last + 1)
+            })
+            .map(|last| SeqNum(last + 1))
+            .map_err(|_| EspError::SeqExhausted)
     }
 
     /// The last number handed out (0 if none).
     pub fn last(&self) -> SeqNum {
-        SeqNum(self.last)
+        SeqNum(self.last.load(Ordering::Relaxed))
     }
 
     /// How many numbers are left before exhaustion.
     pub fn remaining(&self) -> u64 {
-        self.max().saturating_sub(self.last)
+        self.max().saturating_sub(self.last().0)
     }
 }

@@ -28,6 +28,8 @@
 //! produce an `EspError`, never a panic.
 
 use core::ops::Range;
+use core::sync::atomic::AtomicU16;
+use std::sync::{Mutex, PoisonError};
 
 use crate::aead::{AeadBackend, GcmAead, NONCE_LEN, TAG_LEN};
 use crate::error::EspError;
@@ -62,7 +64,8 @@ pub fn esp_len(payload_len: usize) -> usize {
 }
 
 /// Outbound state of one SA: the AEAD, the sequence counter and the outer-header settings.
-/// The raw key is dropped (and zeroized) once the backend is built.
+/// The raw key is dropped (and zeroized) once the backend is built. Sealing takes `&self`:
+/// one SA may be used by several workers at once (the counter is atomic, see `replay`).
 pub struct OutboundSa<A: AeadBackend = GcmAead> {
     pub(crate) spi: Spi,
     pub(crate) salt: Salt,
@@ -70,7 +73,7 @@ pub struct OutboundSa<A: AeadBackend = GcmAead> {
     pub(crate) udp_encap: Option<UdpEncap>,
     pub(crate) tunnel: TunnelEndpoints,
     pub(crate) outer: OuterPolicy,
-    pub(crate) ip_id: u16,
+    pub(crate) ip_id: AtomicU16,
     seq: SeqCounter,
     aead: A,
 }
@@ -93,7 +96,7 @@ impl<A: AeadBackend> OutboundSa<A> {
             udp_encap: params.udp_encap,
             tunnel: params.tunnel,
             outer: params.outer,
-            ip_id: 0,
+            ip_id: AtomicU16::new(0),
             seq: SeqCounter::new(params.esn),
             aead,
         }
@@ -146,13 +149,14 @@ impl<A: AeadBackend> core::fmt::Debug for OutboundSa<A> {
     }
 }
 
-/// Inbound state of one SA: the AEAD and the replay window.
+/// Inbound state of one SA: the AEAD and the replay window. Opening takes `&self`: one SA
+/// may be used by several workers at once, which share its window (see `replay`).
 pub struct InboundSa<A: AeadBackend = GcmAead> {
     pub(crate) spi: Spi,
     salt: Salt,
     esn: bool,
     pub(crate) udp_encap: Option<UdpEncap>,
-    window: ReplayWindow,
+    window: Mutex<ReplayWindow>,
     aead: A,
 }
 
@@ -172,7 +176,7 @@ impl<A: AeadBackend> InboundSa<A> {
             salt: params.salt.clone(),
             esn: params.esn,
             udp_encap: params.udp_encap,
-            window: ReplayWindow::new(params.replay_window, params.esn),
+            window: Mutex::new(ReplayWindow::new(params.replay_window, params.esn)),
             aead,
         }
     }
@@ -190,12 +194,21 @@ impl<A: AeadBackend> InboundSa<A> {
     /// Replace the replay window (SA hand-over between workers; tests far into the sequence
     /// space). Its size and ESN setting should be the SA's.
     pub fn set_window(&mut self, window: ReplayWindow) {
-        self.window = window;
+        *self
+            .window
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner) = window;
     }
 
-    /// The replay window (read-only: it only moves through [`decapsulate`]).
-    pub fn window(&self) -> &ReplayWindow {
-        &self.window
+    /// A copy of the replay window (it only moves through [`decapsulate`]).
+    pub fn window(&self) -> ReplayWindow {
+        self.lock_window().clone()
+    }
+
+    /// The window; a panic elsewhere cannot leave it half-updated (`commit` writes it whole
+    /// after its checks), so a poisoned lock is still usable.
+    fn lock_window(&self) -> std::sync::MutexGuard<'_, ReplayWindow> {
+        self.window.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// UDP encapsulation expected on receive, if NAT-T is on.
@@ -209,7 +222,7 @@ impl<A: AeadBackend> core::fmt::Debug for InboundSa<A> {
         f.debug_struct("InboundSa")
             .field("spi", &self.spi)
             .field("esn", &self.esn)
-            .field("window_top", &self.window.top())
+            .field("window_top", &self.lock_window().top())
             .field("udp_encap", &self.udp_encap)
             .finish_non_exhaustive()
     }
@@ -314,7 +327,7 @@ pub fn next_header_for(inner: &[u8]) -> Result<u8, EspError> {
 /// Encapsulate with the inner packet already at `buf[PAYLOAD_OFFSET..][..inner_len]`
 /// (zero-copy path for frames with headroom). Returns the ESP length.
 pub fn encapsulate_in_place<A: AeadBackend>(
-    sa: &mut OutboundSa<A>,
+    sa: &OutboundSa<A>,
     buf: &mut [u8],
     inner_len: usize,
 ) -> Result<usize, EspError> {
@@ -340,7 +353,7 @@ pub fn encapsulate_in_place<A: AeadBackend>(
 /// ESP length. Uses the next outbound sequence number; fails with `SeqExhausted` at the end
 /// of the space, and with `BufferTooSmall` (without consuming a number) if `out` is short.
 pub fn encapsulate<A: AeadBackend>(
-    sa: &mut OutboundSa<A>,
+    sa: &OutboundSa<A>,
     inner: &[u8],
     out: &mut [u8],
 ) -> Result<usize, EspError> {
@@ -354,9 +367,10 @@ pub fn encapsulate<A: AeadBackend>(
 
 /// Decapsulate the ESP packet `esp` (from the SPI to the end of the ICV) in place. On success
 /// the inner packet is `esp[result.inner]`; the replay window has recorded the packet.
-/// On any error the replay window is unchanged.
+/// On any error the replay window is unchanged. The window is locked only around the check
+/// and the commit, so several threads may open packets of one SA at once.
 pub fn decapsulate<A: AeadBackend>(
-    sa: &mut InboundSa<A>,
+    sa: &InboundSa<A>,
     esp: &mut [u8],
 ) -> Result<Decapsulated, EspError> {
     if esp.len() < MIN_ESP_LEN {
@@ -371,7 +385,7 @@ pub fn decapsulate<A: AeadBackend>(
         return Err(EspError::WrongSpi);
     }
     let wire_seq = u32::from_be_bytes([esp[4], esp[5], esp[6], esp[7]]);
-    let candidate = sa.window.check(wire_seq)?;
+    let candidate = sa.lock_window().check(wire_seq)?;
     let seq = candidate.seq();
 
     let mut iv = [0u8; IV_LEN];
@@ -399,7 +413,9 @@ pub fn decapsulate<A: AeadBackend>(
     if !padding_ok {
         return Err(EspError::BadPadding);
     }
-    sa.window.commit(candidate)?;
+    // Re-checked under the lock: a copy of this packet opened meanwhile on another queue
+    // made this candidate stale, and it is refused as a replay.
+    sa.lock_window().commit(candidate)?;
     Ok(Decapsulated {
         inner: PAYLOAD_OFFSET..PAYLOAD_OFFSET + inner_len,
         next_header,

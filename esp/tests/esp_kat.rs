@@ -473,9 +473,9 @@ fn decapsulate_opens_every_packet() {
         if p.spi == 0 {
             continue;
         }
-        let mut sa = inbound(&p);
+        let sa = inbound(&p);
         let mut pkt = p.packet.clone();
-        let d = decapsulate(&mut sa, &mut pkt).unwrap_or_else(|e| panic!("case {}: {e}", i + 1));
+        let d = decapsulate(&sa, &mut pkt).unwrap_or_else(|e| panic!("case {}: {e}", i + 1));
         let pl = p.plaintext[p.plaintext.len() - 2] as usize;
         let inner = &p.plaintext[..p.plaintext.len() - 2 - pl];
         assert_eq!(&pkt[d.inner.clone()], inner, "case {}", i + 1);
@@ -485,7 +485,7 @@ fn decapsulate_opens_every_packet() {
         // The same packet again is a replay.
         let mut again = p.packet.clone();
         assert_eq!(
-            decapsulate(&mut sa, &mut again),
+            decapsulate(&sa, &mut again),
             Err(vpn_esp::EspError::Replayed)
         );
     }

@@ -292,10 +292,10 @@ fn odd_window_size_is_exact() {
 
 #[test]
 fn outbound_counter_without_esn_stops_at_2_pow_32_minus_1() {
-    let mut c = SeqCounter::new(false);
+    let c = SeqCounter::new(false);
     assert_eq!(c.next_seq(), Ok(SeqNum(1)));
     assert_eq!(c.next_seq(), Ok(SeqNum(2)));
-    let mut c = SeqCounter::resume_after(false, u64::from(u32::MAX) - 2);
+    let c = SeqCounter::resume_after(false, u64::from(u32::MAX) - 2);
     assert_eq!(c.remaining(), 2);
     assert_eq!(c.next_seq(), Ok(SeqNum(u64::from(u32::MAX) - 1)));
     assert_eq!(c.next_seq(), Ok(SeqNum(u64::from(u32::MAX))));
@@ -306,10 +306,10 @@ fn outbound_counter_without_esn_stops_at_2_pow_32_minus_1() {
 
 #[test]
 fn outbound_counter_with_esn_crosses_2_pow_32_and_stops_at_2_pow_64_minus_1() {
-    let mut c = SeqCounter::resume_after(true, u64::from(u32::MAX) - 1);
+    let c = SeqCounter::resume_after(true, u64::from(u32::MAX) - 1);
     assert_eq!(c.next_seq(), Ok(SeqNum(u64::from(u32::MAX))));
     assert_eq!(c.next_seq(), Ok(SeqNum(1u64 << 32)));
-    let mut c = SeqCounter::resume_after(true, u64::MAX - 1);
+    let c = SeqCounter::resume_after(true, u64::MAX - 1);
     assert_eq!(c.next_seq(), Ok(SeqNum(u64::MAX)));
     assert_eq!(c.next_seq(), Err(EspError::SeqExhausted));
 }

@@ -93,7 +93,7 @@ fn scapy_decrypts_what_we_encapsulate() {
         for (n, len) in [28usize, 61, 512, 1400].into_iter().enumerate() {
             let inner = inner_ipv4_udp(len, 0x28, n % 2 == 0, n as u8 + 1);
             let mut pkt = vec![0u8; 1600];
-            let total = encapsulate_packet(&mut o, &inner, &mut pkt).unwrap();
+            let total = encapsulate_packet(&o, &inner, &mut pkt).unwrap();
             let seq = o.last_seq();
             let job = |p: &[u8]| {
                 format!(
@@ -161,7 +161,7 @@ fn we_decapsulate_what_scapy_encrypts() {
             let a = &answers[k];
             assert!(!a.starts_with("ERR"), "scapy encrypt failed: {a}");
             let mut pkt = hex(a);
-            let d = decapsulate_packet(&mut i, &mut pkt)
+            let d = decapsulate_packet(&i, &mut pkt)
                 .unwrap_or_else(|e| panic!("key {} esn {} udp {}: {e}", c.key_len, c.esn, c.udp));
             assert_eq!(to_hex(&pkt[d.inner.clone()]), to_hex(&inners[k]));
             assert_eq!(d.seq, SeqNum(start_seq(c.esn) + n + 1));
@@ -170,7 +170,7 @@ fn we_decapsulate_what_scapy_encrypts() {
             // And scapy's packet replayed is refused.
             let mut again = hex(a);
             assert_eq!(
-                decapsulate_packet(&mut i, &mut again),
+                decapsulate_packet(&i, &mut again),
                 Err(vpn_esp::EspError::Replayed)
             );
             k += 1;

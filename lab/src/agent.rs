@@ -319,7 +319,7 @@ pub struct SysctlDrift {
     pub found: String,
 }
 
-/// The crypto worker's counters in `vpn-agent status --json`.
+/// The crypto workers' counters in `vpn-agent status --json` (summed over the workers).
 #[derive(Clone, Debug, Default, Deserialize)]
 pub struct WorkerSnapshot {
     pub decrypted: u64,
@@ -333,6 +333,12 @@ pub struct WorkerSnapshot {
     /// NAT of decrypted traffic (translated, new_flows, ...).
     #[serde(default)]
     pub nat: BTreeMap<String, u64>,
+    /// The receive queue of one worker (`None` in the sum over all of them).
+    #[serde(default)]
+    pub queue: Option<u32>,
+    /// Each worker's own counters (one per receive queue), in the sum.
+    #[serde(default)]
+    pub workers: Vec<WorkerSnapshot>,
 }
 
 #[derive(Clone, Debug, Deserialize)]

@@ -113,6 +113,12 @@ pub struct LabSpec {
     /// A third site for a full mesh: router-c (198.51.100.3 on the internet bridge) and host-c
     /// (10.3.0.10) behind it. Not combined with `nat` or `standby`.
     pub third_site: bool,
+    /// Transmit and receive queues of every veth link (0 or 1: the usual single queue). With
+    /// more, a router's agent runs one crypto worker per queue. A veth delivers a frame to the
+    /// peer's receive queue with the number of the transmit queue it was sent on, which the
+    /// sender picks by flow hash, so different flows land on different queues (and so do the
+    /// frames an AF_XDP socket bound to queue q transmits: on the peer's queue q).
+    pub queues: u16,
 }
 
 impl LabSpec {
@@ -136,6 +142,8 @@ impl LabSpec {
 pub struct Lab {
     record: LabRecord,
     torn_down: bool,
+    /// Queues of the veth links made by this value (see [`LabSpec::queues`]).
+    queues: u16,
 }
 
 impl Lab {
@@ -161,6 +169,7 @@ impl Lab {
         let mut lab = Lab {
             record,
             torn_down: false,
+            queues: spec.queues.max(1),
         };
         if let Err(err) = lab.build(spec) {
             let id = lab.id().to_owned();
@@ -180,6 +189,7 @@ impl Lab {
         Ok(Lab {
             record: LabRecord::load(id)?,
             torn_down: false,
+            queues: 1,
         })
     }
 
@@ -428,9 +438,14 @@ impl Lab {
     /// no name is ever taken in the host's namespace. Both ends are brought up.
     fn link(&self, a: Node, a_if: &str, b: Node, b_if: &str) -> anyhow::Result<()> {
         let (a_ns, b_ns) = (self.ns(a), self.ns(b));
-        ip(&[
-            "-n", &a_ns, "link", "add", a_if, "type", "veth", "peer", "name", b_if, "netns", &b_ns,
-        ])?;
+        let n = self.queues.to_string();
+        let queues = ["numtxqueues", n.as_str(), "numrxqueues", n.as_str()];
+        let mut args = vec!["-n", &a_ns, "link", "add", a_if];
+        args.extend(queues);
+        args.extend(["type", "veth", "peer", "name", b_if]);
+        args.extend(queues);
+        args.extend(["netns", &b_ns]);
+        ip(&args)?;
         ip(&["-n", &a_ns, "link", "set", a_if, "up"])?;
         ip(&["-n", &b_ns, "link", "set", b_if, "up"])?;
         Ok(())

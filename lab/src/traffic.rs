@@ -11,6 +11,8 @@ use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 pub const IKE_PORT: u16 = 500;
 pub const IKE_NATT_PORT: u16 = 4500;
 const IPPROTO_ESP: i32 = 50;
+/// Send-only raw socket whose packets carry their own IPv4 header.
+const IPPROTO_RAW: i32 = 255;
 
 /// An IKE_SA_INIT request header (RFC 7296 section 3.1) with no payloads: 28 bytes.
 pub fn ike_header(initiator_spi: u64) -> Vec<u8> {
@@ -105,6 +107,25 @@ pub fn send_raw_esp(dst: Ipv4Addr, payloads: &[Vec<u8>]) -> anyhow::Result<()> {
     let dst = SockAddr::from(SocketAddrV4::new(dst, 0));
     for payload in payloads {
         socket.send_to(payload, &dst).context("sending raw ESP")?;
+    }
+    Ok(())
+}
+
+/// Sends complete IPv4 packets as they are (header included: IPPROTO_RAW), each to the
+/// destination in its header; for re-sending captured packets (replays).
+pub fn send_raw_ipv4(packets: &[Vec<u8>]) -> anyhow::Result<()> {
+    let socket = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::from(IPPROTO_RAW)))
+        .context("opening a raw IP socket")?;
+    for packet in packets {
+        anyhow::ensure!(
+            packet.len() >= 20 && packet[0] >> 4 == 4,
+            "not an IPv4 packet"
+        );
+        let dst = Ipv4Addr::new(packet[16], packet[17], packet[18], packet[19]);
+        let dst = SockAddr::from(SocketAddrV4::new(dst, 0));
+        socket
+            .send_to(packet, &dst)
+            .context("sending a raw IPv4 packet")?;
     }
     Ok(())
 }

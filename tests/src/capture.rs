@@ -11,7 +11,9 @@ use anyhow::{Context as _, bail};
 use vpn_lab::{Lab, Node};
 
 /// tcpdump on `dev` of `node` into `file`, packet-buffered, as root (the folder is private);
-/// returns once tcpdump says it is listening.
+/// returns once tcpdump says it is listening. Immediate mode: without it the kernel hands
+/// packets over in blocks retired every second, and a capture stopped sooner loses the
+/// last ones.
 pub fn capture(
     lab: &Lab,
     node: Node,
@@ -22,7 +24,18 @@ pub fn capture(
     use std::io::{BufRead as _, BufReader};
     let mut child = lab
         .command(node, "tcpdump")
-        .args(["-n", "-U", "-Z", "root", "-s", "256", "-i", dev, "-w"])
+        .args([
+            "-n",
+            "-U",
+            "--immediate-mode",
+            "-Z",
+            "root",
+            "-s",
+            "256",
+            "-i",
+            dev,
+            "-w",
+        ])
         .arg(file)
         .arg(filter)
         .stdout(Stdio::null())
@@ -76,4 +89,44 @@ pub fn esp_sa(src: &str, dst: &str, spi: u32, keymat_hex: &str) -> String {
         "uat:esp_sa:\"IPv4\",\"{src}\",\"{dst}\",\"{spi:#010x}\",\
          \"AES-GCM with 16 octet ICV [RFC4106]\",\"0x{keymat_hex}\",\"NULL\",\"\""
     )
+}
+
+/// The IPv4 packets (Ethernet frames with EtherType 0x0800, link header removed) of a
+/// classic pcap file written by tcpdump on an Ethernet-like device, as captured (snap length
+/// permitting).
+pub fn ipv4_packets(file: &Path) -> anyhow::Result<Vec<Vec<u8>>> {
+    let raw = std::fs::read(file)?;
+    let header: [u8; 24] = raw
+        .get(..24)
+        .and_then(|h| h.try_into().ok())
+        .context("pcap shorter than its header")?;
+    let little = match header[..4] {
+        [0xd4, 0xc3, 0xb2, 0xa1] | [0x4d, 0x3c, 0xb2, 0xa1] => true,
+        [0xa1, 0xb2, 0xc3, 0xd4] | [0xa1, 0xb2, 0x3c, 0x4d] => false,
+        _ => bail!("{} is not a classic pcap file", file.display()),
+    };
+    let u32_at = |b: &[u8], at: usize| {
+        let v: [u8; 4] = b[at..at + 4].try_into().expect("4 bytes");
+        if little {
+            u32::from_le_bytes(v)
+        } else {
+            u32::from_be_bytes(v)
+        }
+    };
+    if u32_at(&header, 20) != 1 {
+        bail!("{}: not an Ethernet capture", file.display());
+    }
+    let mut packets = Vec::new();
+    let mut at = 24;
+    while at + 16 <= raw.len() {
+        let caplen = u32_at(&raw, at + 8) as usize;
+        let frame = raw
+            .get(at + 16..at + 16 + caplen)
+            .context("pcap record cut short")?;
+        if frame.len() > 14 && frame[12..14] == [0x08, 0x00] {
+            packets.push(frame[14..].to_vec());
+        }
+        at += 16 + caplen;
+    }
+    Ok(packets)
 }

@@ -36,6 +36,17 @@ pub enum Direction {
 
 /// An iperf3 TCP transfer of `seconds` between the hosts; returns the bytes the receiver got.
 pub fn iperf_tcp(lab: &Lab, direction: Direction, seconds: u32) -> anyhow::Result<u64> {
+    iperf_tcp_streams(lab, direction, seconds, 1)
+}
+
+/// Like [`iperf_tcp`] with `streams` parallel TCP connections (`-P`), which a multi-queue link
+/// spreads over its queues by flow hash.
+pub fn iperf_tcp_streams(
+    lab: &Lab,
+    direction: Direction,
+    seconds: u32,
+    streams: u32,
+) -> anyhow::Result<u64> {
     let server = lab
         .command(Node::HostB, "iperf3")
         .args(["-s", "-1", "-B", &addr::HOST_B.to_string()])
@@ -43,7 +54,16 @@ pub fn iperf_tcp(lab: &Lab, direction: Direction, seconds: u32) -> anyhow::Resul
         .spawn()?;
     std::thread::sleep(Duration::from_millis(300));
     let (host_b, seconds) = (addr::HOST_B.to_string(), seconds.to_string());
-    let mut args = vec!["-c", host_b.as_str(), "-t", seconds.as_str(), "-J"];
+    let streams = streams.to_string();
+    let mut args = vec![
+        "-c",
+        host_b.as_str(),
+        "-t",
+        seconds.as_str(),
+        "-P",
+        streams.as_str(),
+        "-J",
+    ];
     if direction == Direction::BToA {
         args.push("-R");
     }

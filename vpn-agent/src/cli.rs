@@ -91,6 +91,10 @@ pub struct RunArgs {
     /// How to attach XDP: in the driver (native), or in the generic network stack.
     #[arg(long, value_enum, default_value_t = XdpAttachMode::Native)]
     pub xdp_mode: XdpAttachMode,
+    /// Most crypto workers (threads) to run, one per receive queue of the WAN and LAN
+    /// interfaces; overrides the configuration's `router.workers`. Default: one per queue.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=i64::from(vpn_config::MAX_WORKERS)))]
+    pub workers: Option<u32>,
 }
 
 #[derive(Debug, Args)]

@@ -134,6 +134,11 @@ impl Appliance {
             "Packets the crypto worker dropped, by reason",
             MetricType::Counter,
         );
+        let mut worker_packets = Family::new(
+            "vpn_worker_packets",
+            "Packets each crypto worker (one per receive queue) sealed or opened",
+            MetricType::Counter,
+        );
         if let Some(w) = read_json::<WorkerReport>(&self.name.worker_file()) {
             for sa in &w.sas {
                 let labels = || {
@@ -148,6 +153,17 @@ impl Appliance {
             }
             for (reason, n) in &w.dropped {
                 drops.add(vec![("reason", reason.clone())], *n);
+            }
+            for each in &w.workers {
+                let queue = || vec![("queue", each.queue.unwrap_or_default().to_string())];
+                worker_packets.add(
+                    [queue(), vec![("job", "encrypt".into())]].concat(),
+                    each.encrypted,
+                );
+                worker_packets.add(
+                    [queue(), vec![("job", "decrypt".into())]].concat(),
+                    each.decrypted,
+                );
             }
         }
 
@@ -207,7 +223,17 @@ impl Appliance {
             Err(err) => tracing::debug!(error = %format!("{err:#}"), "metrics: NAT counters"),
         }
         vec![
-            packets, bytes, events, sa_packets, sa_bytes, drops, up, rekeys, closed, nat_flows,
+            packets,
+            bytes,
+            events,
+            sa_packets,
+            sa_bytes,
+            drops,
+            worker_packets,
+            up,
+            rekeys,
+            closed,
+            nat_flows,
             nat_events,
         ]
     }

@@ -116,7 +116,13 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         control: None,
         config: config.clone(),
     };
-    if let Err(err) = parts.start(name, config.as_ref(), static_tunnels.clone(), &requests) {
+    if let Err(err) = parts.start(
+        name,
+        config.as_ref(),
+        static_tunnels.clone(),
+        &requests,
+        args.workers,
+    ) {
         let _ = parts.shutdown(name);
         return Err(err);
     }
@@ -226,10 +232,17 @@ impl Running {
         config: Option<&vpn_config::Config>,
         static_tunnels: Vec<static_tunnels::StaticTunnel>,
         requests: &[AttachRequest],
+        workers: Option<u32>,
     ) -> anyhow::Result<()> {
         let ike_wanted = config.is_some_and(|c| !c.tunnels.is_empty());
         if !static_tunnels.is_empty() || ike_wanted {
-            self.tunnels = Some(TunnelRuntime::start(&mut self.datapath, static_tunnels)?);
+            // The command line wins over the configuration.
+            let workers = workers.or(config.and_then(|c| c.router.workers));
+            self.tunnels = Some(TunnelRuntime::start(
+                &mut self.datapath,
+                static_tunnels,
+                workers,
+            )?);
         }
         // IKE runs on the WAN address; negotiated CHILD SAs join the static tunnels.
         if let Some(config) = config.filter(|_| ike_wanted) {
@@ -270,7 +283,7 @@ impl Running {
                 NatRuntime::start(&mut self.datapath, &config.nat).context("starting NAT")?;
             // Decrypted tunnel traffic reaches the kernel from the worker, not through XDP.
             if let (Some(_), Some(tunnels)) = (&self.nat, &self.tunnels) {
-                tunnels.enable_nat(WorkerNat::open(&name.pin_dir())?)?;
+                tunnels.enable_nat(|| WorkerNat::open(&name.pin_dir()))?;
             }
         }
         Ok(())
@@ -366,7 +379,7 @@ impl Running {
             None => {
                 self.nat = NatRuntime::start(&mut self.datapath, &config.nat)?;
                 if let (Some(_), Some(tunnels)) = (&self.nat, &self.tunnels) {
-                    tunnels.enable_nat(WorkerNat::open(&name.pin_dir())?)?;
+                    tunnels.enable_nat(|| WorkerNat::open(&name.pin_dir()))?;
                 }
                 Ok(())
             }

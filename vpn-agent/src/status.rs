@@ -198,9 +198,23 @@ fn render_table(report: &StatusReport) -> String {
     if let Some(w) = &report.worker {
         let _ = writeln!(
             out,
-            "\ncrypto worker: {} encrypted, {} decrypted, sent {} via AF_XDP and {} via the kernel",
-            w.encrypted, w.decrypted, w.sent_xsk, w.sent_kernel
+            "\ncrypto workers ({}): {} encrypted, {} decrypted, sent {} via AF_XDP and {} via the kernel",
+            w.workers.len().max(1),
+            w.encrypted,
+            w.decrypted,
+            w.sent_xsk,
+            w.sent_kernel
         );
+        for each in w.workers.iter().filter(|_| w.workers.len() > 1) {
+            let _ = writeln!(
+                out,
+                "  queue {}: {} encrypted, {} decrypted, {} dropped",
+                each.queue.unwrap_or_default(),
+                each.encrypted,
+                each.decrypted,
+                each.dropped.values().sum::<u64>()
+            );
+        }
         let nat: Vec<String> = w
             .nat
             .iter()

@@ -6,7 +6,10 @@
 //! - `plain-forwarding`: kernel routing between the sites, no tunnel (the forwarding ceiling);
 //! - `strongswan-libipsec`: strongSwan 5.9 with kernel-libipsec (userspace ESP through a TUN
 //!   device, the only ESP this kernel has) on both routers, PSK, AES-256-GCM;
-//! - `appliance-esp-in-udp` / `appliance-raw-esp`: vpn-agent with static AES-256-GCM tunnels.
+//! - `appliance-esp-in-udp` / `appliance-raw-esp`: vpn-agent with static AES-256-GCM tunnels;
+//! - `appliance-esp-in-udp-2workers`: the same on links with two queues, two crypto workers
+//!   (cores) per router, one per queue (issue 4); on a 2-vCPU machine the workers compete with
+//!   the hosts, iperf3 and the kernel for the same two cores.
 //!
 //! Figures per variant: iperf3 TCP goodput host-a -> host-b with 1 and 4 streams, UDP packet rate
 //! received at 64- and 1372-byte payloads (1400-byte IP packets, the tunnel MTU), ping latency
@@ -82,13 +85,15 @@ enum Variant {
     StrongSwan,
     ApplianceUdp,
     ApplianceEsp,
+    ApplianceUdp2Workers,
 }
 
-const VARIANTS: [Variant; 4] = [
+const VARIANTS: [Variant; 5] = [
     Variant::Plain,
     Variant::StrongSwan,
     Variant::ApplianceUdp,
     Variant::ApplianceEsp,
+    Variant::ApplianceUdp2Workers,
 ];
 
 impl Variant {
@@ -98,6 +103,15 @@ impl Variant {
             Variant::StrongSwan => "strongswan-libipsec",
             Variant::ApplianceUdp => "appliance-esp-in-udp",
             Variant::ApplianceEsp => "appliance-raw-esp",
+            Variant::ApplianceUdp2Workers => "appliance-esp-in-udp-2workers",
+        }
+    }
+
+    /// Queues of every lab link, and so crypto workers per router for the appliance.
+    fn queues(self) -> u16 {
+        match self {
+            Variant::ApplianceUdp2Workers => 2,
+            _ => 1,
         }
     }
 
@@ -113,6 +127,10 @@ impl Variant {
             }
             Variant::ApplianceEsp => {
                 "vpn-agent on both routers, static AES-256-GCM-16 SAs, raw ESP (IP protocol 50)"
+            }
+            Variant::ApplianceUdp2Workers => {
+                "as appliance-esp-in-udp, on 2-queue veth links with 2 crypto workers per \
+                 router (one per queue, sharing the SAs)"
             }
         }
     }
@@ -196,6 +214,16 @@ const RATIOS: &[(&str, Variant, Variant)] = &[
     ("tcp_1_stream_gbps", Variant::ApplianceEsp, Variant::Plain),
     ("tcp_4_streams_gbps", Variant::ApplianceEsp, Variant::Plain),
     ("tcp_1_stream_gbps", Variant::StrongSwan, Variant::Plain),
+    (
+        "tcp_4_streams_gbps",
+        Variant::ApplianceUdp2Workers,
+        Variant::ApplianceUdp,
+    ),
+    (
+        "udp_1372_rx_kpps",
+        Variant::ApplianceUdp2Workers,
+        Variant::ApplianceUdp,
+    ),
 ];
 
 const OPENSSL_SIZES: [u32; 2] = [1024, 8192];
@@ -435,19 +463,19 @@ fn start_variant(lab: &Lab, variant: Variant, agent: &Path) -> anyhow::Result<Pe
             b.wait_installed("net", Duration::from_secs(10))?;
             Peers::Strongswan(a, b)
         }
-        Variant::ApplianceUdp | Variant::ApplianceEsp => {
-            let encap = if variant == Variant::ApplianceUdp {
-                Encap::Udp
-            } else {
+        Variant::ApplianceUdp | Variant::ApplianceEsp | Variant::ApplianceUdp2Workers => {
+            let encap = if variant == Variant::ApplianceEsp {
                 Encap::Esp
+            } else {
+                Encap::Udp
             };
             let files = StaticTunnelFiles::write(lab.id(), encap, false)?;
             let a_cfg = files.router_a.to_string_lossy().into_owned();
             let b_cfg = files.router_b.to_string_lossy().into_owned();
-            let a =
-                AgentProcess::start_with(lab, Node::RouterA, agent, &["--static-tunnels", &a_cfg])?;
-            let b =
-                AgentProcess::start_with(lab, Node::RouterB, agent, &["--static-tunnels", &b_cfg])?;
+            let workers = variant.queues().to_string();
+            let args = |cfg| ["--static-tunnels", cfg, "--workers", workers.as_str()];
+            let a = AgentProcess::start_with(lab, Node::RouterA, agent, &args(&a_cfg))?;
+            let b = AgentProcess::start_with(lab, Node::RouterB, agent, &args(&b_cfg))?;
             Peers::Agents(Box::new((a, b, files)))
         }
     })
@@ -513,7 +541,10 @@ fn measure_variant(
     s: &Settings,
     profile: bool,
 ) -> anyhow::Result<(Figures, Option<PathBuf>)> {
-    let lab = Lab::up(LabSpec::default())?;
+    let lab = Lab::up(LabSpec {
+        queues: variant.queues(),
+        ..LabSpec::default()
+    })?;
     let peers = start_variant(&lab, variant, &s.agent)?;
     let mut figures = Vec::new();
     let secs = s.seconds;
@@ -1560,6 +1591,17 @@ mod tests {
         let mut report = report;
         report["xdp"] = crate::bench_xdp::tests::sample_report();
         check_complete(&report).unwrap();
+        // The two-worker variant is one of the figures the smoke test requires.
+        let mut without = report.clone();
+        without["variants"]
+            .as_object_mut()
+            .unwrap()
+            .remove(Variant::ApplianceUdp2Workers.name());
+        let missing = check_complete(&without).unwrap_err().to_string();
+        assert!(
+            missing.contains("appliance-esp-in-udp-2workers.tcp_4_streams_gbps"),
+            "{missing}"
+        );
         let md = markdown(&report);
         assert!(md.contains("| ratio |"));
         assert!(md.contains("| program | case | SAs/routes |"));

@@ -11,6 +11,10 @@ pub enum LabCommand {
         /// Put router-a behind a 1:1 NAT (EC2 Elastic IP style).
         #[arg(long)]
         nat: bool,
+        /// Transmit and receive queues of every link (an agent runs one crypto worker per
+        /// queue); default 1.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+        queues: u16,
     },
     /// Remove a lab (all recorded labs with --all).
     Down {
@@ -25,9 +29,10 @@ pub enum LabCommand {
 
 pub fn run(command: LabCommand) -> anyhow::Result<()> {
     match command {
-        LabCommand::Up { nat } => {
+        LabCommand::Up { nat, queues } => {
             let lab = Lab::up(LabSpec {
                 nat,
+                queues,
                 ..LabSpec::default()
             })?;
             print_lab(&lab);

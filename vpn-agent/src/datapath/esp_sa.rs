@@ -18,7 +18,7 @@ fn reason(err: EspError) -> DropReason {
 pub struct Seal(pub OutboundSa);
 
 impl EspSeal for Seal {
-    fn seal(&mut self, frame: &mut [u8], inner: Range<usize>) -> Result<Range<usize>, DropReason> {
+    fn seal(&self, frame: &mut [u8], inner: Range<usize>) -> Result<Range<usize>, DropReason> {
         // The outer IPv4 (+UDP) header, ESP header and IV go in the frame's headroom, right in
         // front of the inner packet, so nothing is copied.
         let front = outer_overhead(&self.0) + PAYLOAD_OFFSET;
@@ -26,7 +26,7 @@ impl EspSeal for Seal {
             .start
             .checked_sub(front)
             .ok_or(DropReason::Malformed)?;
-        let len = encapsulate_packet_in_place(&mut self.0, &mut frame[start..], inner.len())
+        let len = encapsulate_packet_in_place(&self.0, &mut frame[start..], inner.len())
             .map_err(reason)?;
         Ok(start..start + len)
     }
@@ -35,13 +35,9 @@ impl EspSeal for Seal {
 pub struct Open(pub InboundSa);
 
 impl EspOpen for Open {
-    fn open(
-        &mut self,
-        frame: &mut [u8],
-        esp: Range<usize>,
-    ) -> Result<(Range<usize>, u8), DropReason> {
+    fn open(&self, frame: &mut [u8], esp: Range<usize>) -> Result<(Range<usize>, u8), DropReason> {
         let packet = frame.get_mut(esp.clone()).ok_or(DropReason::Malformed)?;
-        let opened = decapsulate(&mut self.0, packet).map_err(reason)?;
+        let opened = decapsulate(&self.0, packet).map_err(reason)?;
         Ok((
             esp.start + opened.inner.start..esp.start + opened.inner.end,
             opened.next_header,

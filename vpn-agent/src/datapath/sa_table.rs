@@ -1,10 +1,24 @@
-//! The worker's SAs: ESP state (keys, sequence counter, replay window) by slot, plus what the
+//! The workers' SAs: ESP state (keys, sequence counter, replay window) by slot, plus what a
 //! worker checks around the transform (selectors) and counts.
 //!
 //! Slots are chosen by the control plane and written into the BPF maps (inbound SA map value,
 //! tunnel array value), so the XDP program tells the worker which SA a frame belongs to.
+//!
+//! With one worker per receive queue, an SA is used by every worker at once: the control plane
+//! builds one [`SaEntry`] and hands each worker an `Arc` of it. What must be per SA, not per
+//! queue, lives in the entry and is safe to share: the outbound sequence counter and the
+//! inbound replay window (in `vpn-esp`: RFC 4303 3.3.3 and 3.4.3), and the lifetime totals
+//! ([`Usage`], RFC 4301 4.4.2.1), which are atomics. Each worker keeps its own packet and byte
+//! counters beside its `Arc` ([`SaTable`]), so the hot path writes no shared counter unless the
+//! SA has a byte or packet limit; `status` adds them up.
 
-use std::ops::Range;
+use std::{
+    ops::Range,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+};
 
 use ipnet::Ipv4Net;
 
@@ -50,22 +64,19 @@ impl DropReason {
     }
 }
 
-/// Outbound ESP: seals an inner IPv4 packet in place into a complete outer IPv4 packet.
-pub trait EspSeal: Send {
+/// Outbound ESP: seals an inner IPv4 packet in place into a complete outer IPv4 packet. Shared
+/// by all workers: every call takes its own sequence number.
+pub trait EspSeal: Send + Sync {
     /// `inner` is the inner packet's range in `frame`; the outer packet may grow into the bytes
     /// before and after it. Returns the outer packet's range.
-    fn seal(&mut self, frame: &mut [u8], inner: Range<usize>) -> Result<Range<usize>, DropReason>;
+    fn seal(&self, frame: &mut [u8], inner: Range<usize>) -> Result<Range<usize>, DropReason>;
 }
 
-/// Inbound ESP: verifies and decrypts in place.
-pub trait EspOpen: Send {
+/// Inbound ESP: verifies and decrypts in place. Shared by all workers, with one replay window.
+pub trait EspOpen: Send + Sync {
     /// `esp` spans the ESP packet from its SPI to the end of its ICV. Returns the inner
     /// packet's range and its next-header value.
-    fn open(
-        &mut self,
-        frame: &mut [u8],
-        esp: Range<usize>,
-    ) -> Result<(Range<usize>, u8), DropReason>;
+    fn open(&self, frame: &mut [u8], esp: Range<usize>) -> Result<(Range<usize>, u8), DropReason>;
 }
 
 /// Traffic selectors as prefix lists; an empty list matches every address.
@@ -96,6 +107,10 @@ pub struct Limits {
 }
 
 impl Limits {
+    fn counts_volume(&self) -> bool {
+        self.bytes.is_some() || self.packets.is_some()
+    }
+
     fn reached(&self, counters: &SaCounters, age: std::time::Duration) -> bool {
         self.bytes.is_some_and(|b| counters.bytes >= b)
             || self.packets.is_some_and(|p| counters.packets >= p)
@@ -117,13 +132,17 @@ pub enum Expiry {
     Hard,
 }
 
-/// Where an SA stands against its lifetime.
-#[derive(Clone, Copy, Debug)]
+/// Where an SA stands against its lifetime, across all workers.
+#[derive(Debug)]
 pub struct Usage {
     pub lifetime: Lifetime,
     pub installed: std::time::Instant,
-    pub soft_reached: bool,
-    pub hard_reached: bool,
+    /// Totals over every worker; kept only when a byte or packet limit needs them.
+    packets: AtomicU64,
+    bytes: AtomicU64,
+    volume: bool,
+    soft_reached: AtomicBool,
+    hard_reached: AtomicBool,
 }
 
 impl Usage {
@@ -131,21 +150,52 @@ impl Usage {
         Usage {
             lifetime,
             installed: now,
-            soft_reached: false,
-            hard_reached: false,
+            packets: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            volume: lifetime.soft.counts_volume() || lifetime.hard.counts_volume(),
+            soft_reached: AtomicBool::new(false),
+            hard_reached: AtomicBool::new(false),
         }
     }
 
-    /// The limit newly reached with these counters at `now`, if any (each is reported once).
-    pub fn check(&mut self, counters: &SaCounters, now: std::time::Instant) -> Option<Expiry> {
-        let age = now.saturating_duration_since(self.installed);
-        if !self.hard_reached && self.lifetime.hard.reached(counters, age) {
-            self.hard_reached = true;
-            self.soft_reached = true;
-            return Some(Expiry::Hard);
+    /// One packet of `bytes` went through the SA (on any worker).
+    pub fn add(&self, bytes: u64) {
+        if self.volume {
+            self.packets.fetch_add(1, Ordering::Relaxed);
+            self.bytes.fetch_add(bytes, Ordering::Relaxed);
         }
-        if !self.soft_reached && self.lifetime.soft.reached(counters, age) {
-            self.soft_reached = true;
+    }
+
+    /// The totals over every worker (zero without a byte or packet limit).
+    pub fn totals(&self) -> SaCounters {
+        SaCounters {
+            packets: self.packets.load(Ordering::Relaxed),
+            bytes: self.bytes.load(Ordering::Relaxed),
+        }
+    }
+
+    pub fn hard_reached(&self) -> bool {
+        self.hard_reached.load(Ordering::Relaxed)
+    }
+
+    /// Marks the hard limit reached (sequence numbers ran out); true if it was not already.
+    pub fn reach_hard(&self) -> bool {
+        self.soft_reached.store(true, Ordering::Relaxed);
+        !self.hard_reached.swap(true, Ordering::Relaxed)
+    }
+
+    /// The limit newly reached at `now`, if any: each is reported once, by whichever worker
+    /// sees it first.
+    pub fn check(&self, now: std::time::Instant) -> Option<Expiry> {
+        let age = now.saturating_duration_since(self.installed);
+        let totals = self.totals();
+        if !self.hard_reached() && self.lifetime.hard.reached(&totals, age) {
+            return self.reach_hard().then_some(Expiry::Hard);
+        }
+        if !self.soft_reached.load(Ordering::Relaxed)
+            && self.lifetime.soft.reached(&totals, age)
+            && !self.soft_reached.swap(true, Ordering::Relaxed)
+        {
             return Some(Expiry::Soft);
         }
         None
@@ -166,7 +216,6 @@ pub struct InboundEntry {
     pub selectors: Selectors,
     /// TCP MSS that decrypted SYNs are clamped to (the peer may not clamp).
     pub mss: u16,
-    pub counters: SaCounters,
     pub usage: Usage,
 }
 
@@ -179,7 +228,6 @@ pub struct OutboundEntry {
     /// Largest inner packet sealed whole; bigger ones are fragmented first, or refused with
     /// ICMP "fragmentation needed" when DF is set.
     pub mtu: u16,
-    pub counters: SaCounters,
     pub usage: Usage,
 }
 
@@ -188,75 +236,93 @@ pub enum SaEntry {
     Outbound(OutboundEntry),
 }
 
-/// SAs by slot.
+impl SaEntry {
+    fn usage(&self) -> &Usage {
+        match self {
+            SaEntry::Inbound(e) => &e.usage,
+            SaEntry::Outbound(e) => &e.usage,
+        }
+    }
+}
+
+/// One worker's view of an SA: the shared entry and this worker's counters.
+struct Held {
+    entry: Arc<SaEntry>,
+    counters: SaCounters,
+}
+
+/// One worker's SAs by slot.
 #[derive(Default)]
 pub struct SaTable {
-    slots: Vec<Option<SaEntry>>,
+    slots: Vec<Option<Held>>,
 }
 
 impl SaTable {
-    pub fn install(&mut self, slot: u32, entry: SaEntry) {
+    pub fn install(&mut self, slot: u32, entry: Arc<SaEntry>) {
         let slot = slot as usize;
         if self.slots.len() <= slot {
             self.slots.resize_with(slot + 1, || None);
         }
-        self.slots[slot] = Some(entry);
+        self.slots[slot] = Some(Held {
+            entry,
+            counters: SaCounters::default(),
+        });
     }
 
-    pub fn remove(&mut self, slot: u32) -> Option<SaEntry> {
-        self.slots.get_mut(slot as usize).and_then(Option::take)
+    pub fn remove(&mut self, slot: u32) -> Option<Arc<SaEntry>> {
+        self.slots
+            .get_mut(slot as usize)
+            .and_then(Option::take)
+            .map(|held| held.entry)
     }
 
-    pub fn inbound(&mut self, slot: u32) -> Option<&mut InboundEntry> {
-        match self.slots.get_mut(slot as usize) {
-            Some(Some(SaEntry::Inbound(entry))) => Some(entry),
-            _ => None,
+    /// The inbound SA in `slot` and this worker's counters for it.
+    pub fn inbound(&mut self, slot: u32) -> Option<(&InboundEntry, &mut SaCounters)> {
+        let held = self.slots.get_mut(slot as usize)?.as_mut()?;
+        match &*held.entry {
+            SaEntry::Inbound(entry) => Some((entry, &mut held.counters)),
+            SaEntry::Outbound(_) => None,
         }
     }
 
-    pub fn outbound(&mut self, slot: u32) -> Option<&mut OutboundEntry> {
-        match self.slots.get_mut(slot as usize) {
-            Some(Some(SaEntry::Outbound(entry))) => Some(entry),
-            _ => None,
+    /// The outbound SA in `slot` and this worker's counters for it.
+    pub fn outbound(&mut self, slot: u32) -> Option<(&OutboundEntry, &mut SaCounters)> {
+        let held = self.slots.get_mut(slot as usize)?.as_mut()?;
+        match &*held.entry {
+            SaEntry::Outbound(entry) => Some((entry, &mut held.counters)),
+            SaEntry::Inbound(_) => None,
         }
     }
 
     /// Checks every SA's time limits; returns the limits newly reached, by slot.
-    pub fn check_time(&mut self, now: std::time::Instant) -> Vec<(u32, Expiry)> {
-        let mut reached = Vec::new();
-        for (slot, entry) in self.slots.iter_mut().enumerate() {
-            let expiry = match entry {
-                Some(SaEntry::Inbound(e)) => e.usage.check(&e.counters, now),
-                Some(SaEntry::Outbound(e)) => e.usage.check(&e.counters, now),
-                None => None,
-            };
-            if let Some(expiry) = expiry {
-                reached.push((slot as u32, expiry));
-            }
-        }
-        reached
+    pub fn check_time(&self, now: std::time::Instant) -> Vec<(u32, Expiry)> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(slot, held)| {
+                let expiry = held.as_ref()?.entry.usage().check(now)?;
+                Some((slot as u32, expiry))
+            })
+            .collect()
     }
 
-    /// (name, direction, spi, counters) of every SA, for status.
+    /// (name, direction, spi, counters) of every SA as this worker carried it, for status.
     pub fn snapshot(&self) -> Vec<SaSnapshot> {
         self.slots
             .iter()
             .flatten()
-            .map(|entry| match entry {
-                SaEntry::Inbound(e) => SaSnapshot {
-                    tunnel: e.name.clone(),
-                    direction: "in".into(),
-                    spi: e.spi,
-                    packets: e.counters.packets,
-                    bytes: e.counters.bytes,
-                },
-                SaEntry::Outbound(e) => SaSnapshot {
-                    tunnel: e.name.clone(),
-                    direction: "out".into(),
-                    spi: e.spi,
-                    packets: e.counters.packets,
-                    bytes: e.counters.bytes,
-                },
+            .map(|held| {
+                let (tunnel, direction, spi) = match &*held.entry {
+                    SaEntry::Inbound(e) => (&e.name, "in", e.spi),
+                    SaEntry::Outbound(e) => (&e.name, "out", e.spi),
+                };
+                SaSnapshot {
+                    tunnel: tunnel.clone(),
+                    direction: direction.into(),
+                    spi,
+                    packets: held.counters.packets,
+                    bytes: held.counters.bytes,
+                }
             })
             .collect()
     }

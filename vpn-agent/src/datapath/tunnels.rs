@@ -1,28 +1,24 @@
-//! The tunnel datapath at run time: one crypto worker (receive queue 0 of the WAN and LAN
-//! interfaces), its SAs, and the BPF map entries that steer traffic to it.
+//! The tunnel datapath at run time: the crypto workers (one per receive queue of the WAN and
+//! LAN interfaces, see `workers`), their SAs, and the BPF map entries that steer traffic to
+//! them.
 //!
-//! Changes are applied make-before-break (RFC 7296 2.8): a new inbound SA is in the worker and
-//! in the inbound map before the outbound side switches to a new SA; SAs taken out of the maps
-//! linger in the worker for [`LINGER`] so frames already on their way still pass. An inbound SA
-//! a tunnel no longer wants (a rekeyed or rolled-over one) also stays in the inbound map for
-//! that long: the peer may be a few milliseconds behind in switching away from it.
+//! Changes are applied make-before-break (RFC 7296 2.8): a new inbound SA is in every worker
+//! and in the inbound map before the outbound side switches to a new SA; SAs taken out of the
+//! maps linger in the workers for [`LINGER`] so frames already on their way still pass. An
+//! inbound SA a tunnel no longer wants (a rekeyed or rolled-over one) also stays in the inbound
+//! map for that long: the peer may be a few milliseconds behind in switching away from it.
 //!
 //! The router's own traffic takes the same routes through the kernel: each tunnel has a TUN
-//! device the worker reads from, and [`KernelRoutes`] keeps a kernel route per prefix pointed
+//! device the first worker reads from, and [`KernelRoutes`] keeps a kernel route per prefix pointed
 //! at the device of the tunnel XDP steers that prefix to (or unreachable when there is none).
 
 use std::{
     collections::BTreeMap,
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicBool, Ordering},
-        mpsc,
-    },
-    thread::JoinHandle,
+    sync::mpsc,
     time::{Duration, Instant},
 };
 
-use anyhow::{Context as _, anyhow};
+use anyhow::anyhow;
 use ipnet::Ipv4Net;
 use vpn_common::tunnel::{Encapsulation, InboundSa, MAX_INBOUND_SAS, MAX_TUNNELS, TunnelOut};
 use vpn_esp::{InboundSa as EspInbound, OutboundSa as EspOutbound, SaParams};
@@ -31,13 +27,12 @@ use super::{
     esp_sa::{Open, Seal},
     loader::Datapath,
     local_tx::LocalPort,
-    sa_table::{
-        Expiry, InboundEntry, Lifetime, OutboundEntry, SaCounters, SaEntry, Selectors, Usage,
-    },
+    rx_queues::rx_queues,
+    sa_table::{Expiry, InboundEntry, Lifetime, OutboundEntry, SaEntry, Selectors, Usage},
     static_tunnels::{EncapsulationSpec, StaticTunnel},
     tables::TunnelTables,
-    worker::{Control, LifetimeEvent, Worker, WorkerReport},
-    xsk::XskPair,
+    worker::{LifetimeEvent, WorkerReport},
+    workers::{WorkerPool, worker_count},
 };
 use crate::system::{interface_ipv4, kernel_routes::KernelRoutes};
 
@@ -49,8 +44,6 @@ const BLACKHOLE: u32 = MAX_TUNNELS - 1;
 /// configured tunnels for it are all down).
 pub type RoutePlan = BTreeMap<Ipv4Net, Option<String>>;
 
-/// Queue served by the single worker; multi-queue NICs need one worker per queue (to come).
-const QUEUE: u32 = 0;
 /// How long an SA taken out of the maps stays in the worker.
 pub const LINGER: Duration = Duration::from_secs(2);
 
@@ -164,12 +157,9 @@ pub struct TunnelRuntime {
     routes: BTreeMap<Ipv4Net, u32>,
     /// Tunnel slots freed during an [`TunnelRuntime::apply`], reusable after its routes moved.
     freed: Vec<u32>,
-    control: mpsc::Sender<Control>,
+    workers: WorkerPool,
     events: mpsc::Receiver<LifetimeEvent>,
     lifetime_events: BTreeMap<String, u64>,
-    stop: Arc<AtomicBool>,
-    worker: Option<JoinHandle<()>>,
-    report: Arc<Mutex<WorkerReport>>,
     /// Kernel routes and tunnel devices for the router's own traffic (`None` if they could
     /// not be set up: forwarding still works).
     kernel: Option<KernelRoutes>,
@@ -178,16 +168,33 @@ pub struct TunnelRuntime {
 }
 
 impl TunnelRuntime {
-    pub fn start(datapath: &mut Datapath, tunnels: Vec<StaticTunnel>) -> anyhow::Result<Self> {
-        let ifindex = |role: &str| {
+    /// Starts one worker per receive queue both interfaces have (at most `max_workers`), then
+    /// installs `tunnels`.
+    pub fn start(
+        datapath: &mut Datapath,
+        tunnels: Vec<StaticTunnel>,
+        max_workers: Option<u32>,
+    ) -> anyhow::Result<Self> {
+        let interface = |role: &str| {
             datapath
                 .attached()
                 .iter()
                 .find(|i| i.role == role)
-                .map(|i| i.ifindex)
+                .map(|i| (i.ifindex, i.name.clone()))
                 .ok_or_else(|| anyhow!("tunnels need a {role} interface"))
         };
-        let (wan, lan) = (ifindex("wan")?, ifindex("lan")?);
+        let ((wan, wan_name), (lan, lan_name)) = (interface("wan")?, interface("lan")?);
+        let (wan_queues, lan_queues) = (rx_queues(&wan_name)?, rx_queues(&lan_name)?);
+        let count = worker_count(wan_queues, lan_queues, max_workers);
+        if count < wan_queues.max(lan_queues) {
+            tracing::warn!(
+                workers = count,
+                wan = %wan_name, wan_queues,
+                lan = %lan_name, lan_queues,
+                "fewer crypto workers than receive queues: tunnel traffic arriving on a queue \
+                 without one is dropped (no_worker); lower the queue count (ethtool -L) to match"
+            );
+        }
         let lan_address = datapath
             .attached()
             .iter()
@@ -203,24 +210,14 @@ impl TunnelRuntime {
             }
         };
         let mut tables = datapath.tunnel_tables()?;
-        let xsk = XskPair::bind(wan, lan, QUEUE)?;
-        tables.register_sockets(QUEUE, &xsk.wan.fd(), &xsk.lan.fd())?;
-
-        let (control, receiver) = mpsc::channel();
         let (event_sender, events) = mpsc::channel();
-        let stop = Arc::new(AtomicBool::new(false));
-        let report = Arc::new(Mutex::new(WorkerReport::default()));
-        let worker = Worker::new(
-            xsk,
-            receiver,
-            event_sender,
-            Arc::clone(&stop),
-            Arc::clone(&report),
-        )?;
-        let handle = std::thread::Builder::new()
-            .name(format!("crypto-q{QUEUE}"))
-            .spawn(move || worker.run())
-            .context("starting the crypto worker")?;
+        let workers = WorkerPool::start(&mut tables, (wan, lan), count, &event_sender)?;
+        tracing::info!(
+            workers = workers.len(),
+            wan_queues,
+            lan_queues,
+            "crypto workers started"
+        );
         let mut runtime = TunnelRuntime {
             tables,
             tunnels: BTreeMap::new(),
@@ -229,12 +226,9 @@ impl TunnelRuntime {
             lingering: Vec::new(),
             routes: BTreeMap::new(),
             freed: Vec::new(),
-            control,
+            workers,
             events,
             lifetime_events: BTreeMap::new(),
-            stop,
-            worker: Some(handle),
-            report,
             kernel,
             local_told: Vec::new(),
         };
@@ -372,7 +366,7 @@ impl TunnelRuntime {
         }
     }
 
-    /// Sends the worker the tunnel devices with their current outbound SAs, if that changed.
+    /// Sends the first worker the tunnel devices with their current outbound SAs, if that changed.
     fn tell_local_ports(&mut self) {
         let Some(kernel) = self.kernel.as_ref() else {
             return;
@@ -393,20 +387,19 @@ impl TunnelRuntime {
             .iter()
             .map(|p| (p.tunnel.clone(), p.out_slot))
             .collect();
-        if told != self.local_told && self.send(Control::LocalPorts(ports)).is_ok() {
+        // One worker reads the tunnel devices: the router's own traffic is little.
+        if told != self.local_told && self.workers.local_ports(ports).is_ok() {
             self.local_told = told;
         }
     }
 
-    /// Has the worker translate decrypted traffic that matches a NAT rule.
-    pub fn enable_nat(&self, nat: super::nat::worker_path::WorkerNat) -> anyhow::Result<()> {
-        self.send(Control::Nat(Box::new(nat)))
-    }
-
-    fn send(&self, control: Control) -> anyhow::Result<()> {
-        self.control
-            .send(control)
-            .map_err(|_| anyhow!("the crypto worker has stopped"))
+    /// Has the workers translate decrypted traffic that matches a NAT rule; `open` gives each
+    /// its own handles on the NAT maps.
+    pub fn enable_nat(
+        &self,
+        open: impl Fn() -> anyhow::Result<super::nat::worker_path::WorkerNat>,
+    ) -> anyhow::Result<()> {
+        self.workers.enable_nat(open)
     }
 
     fn add_inbound(
@@ -417,18 +410,17 @@ impl TunnelRuntime {
     ) -> anyhow::Result<(u32, u32)> {
         let spi = params.spi.get();
         let slot = self.sa_slots.take()?;
-        self.send(Control::Install {
+        self.workers.install(
             slot,
-            entry: Box::new(SaEntry::Inbound(InboundEntry {
+            SaEntry::Inbound(InboundEntry {
                 name: name.to_owned(),
                 spi,
                 esp: Box::new(Open(EspInbound::new(params))),
                 selectors: shape.selectors(),
                 mss: shape.mss,
-                counters: SaCounters::default(),
                 usage: Usage::new(shape.lifetime, Instant::now()),
-            })),
-        })?;
+            }),
+        )?;
         self.tables.set_inbound(
             spi,
             InboundSa {
@@ -448,18 +440,17 @@ impl TunnelRuntime {
     ) -> anyhow::Result<(u32, u32)> {
         let spi = params.spi.get();
         let slot = self.sa_slots.take()?;
-        self.send(Control::Install {
+        self.workers.install(
             slot,
-            entry: Box::new(SaEntry::Outbound(OutboundEntry {
+            SaEntry::Outbound(OutboundEntry {
                 name: name.to_owned(),
                 spi,
                 esp: Box::new(Seal(EspOutbound::new(params))),
                 local_address: shape.local_address,
                 mtu: shape.mtu,
-                counters: SaCounters::default(),
                 usage: Usage::new(shape.lifetime, Instant::now()),
-            })),
-        })?;
+            }),
+        )?;
         Ok((spi, slot))
     }
 
@@ -686,14 +677,14 @@ impl TunnelRuntime {
             {
                 tracing::warn!(error = %format!("{err:#}"), "removing a retired inbound SA");
             }
-            if self.send(Control::Remove { slot }).is_ok() {
+            if self.workers.remove(slot).is_ok() {
                 self.sa_slots.give(slot);
             }
         }
     }
 
     pub fn report(&self) -> WorkerReport {
-        let mut report = self.report.lock().map(|r| r.clone()).unwrap_or_default();
+        let mut report = self.workers.report();
         report.lifetime_events = self.lifetime_events.clone();
         report
     }
@@ -714,10 +705,7 @@ impl TunnelRuntime {
         }
         // Stopping: no frame is in flight any more, so nothing needs to linger.
         self.expire(now + LINGER);
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(handle) = self.worker.take() {
-            let _ = handle.join();
-        }
+        self.workers.stop();
     }
 }
 

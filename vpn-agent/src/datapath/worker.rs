@@ -1,4 +1,6 @@
-//! A crypto worker: one thread that owns one queue's AF_XDP sockets on both sides and the SAs.
+//! A crypto worker: one thread that owns one receive queue's AF_XDP sockets on both sides
+//! (one UMEM), with an `Arc` of every SA; there is one worker per queue, and the SAs' sequence
+//! counters, replay windows and lifetime totals are shared between them (see `sa_table`).
 //!
 //! Frame path, top to bottom:
 //! - WAN rx (XskJob::Decrypt): find the ESP header, open it with the inbound SA named in the
@@ -18,7 +20,7 @@ use std::{
     sync::{
         Arc, Mutex,
         atomic::{AtomicBool, Ordering},
-        mpsc::{Receiver, TryRecvError},
+        mpsc::{Receiver, Sender, TryRecvError},
     },
     time::{Duration, Instant},
 };
@@ -37,7 +39,7 @@ use super::{
     fragment,
     local_tx::{LocalFrame, LocalPort, LocalPorts, is_ipv4},
     nat::worker_path::{NatVerdict, WorkerNat},
-    sa_table::{DropReason, Expiry, OutboundEntry, SaEntry, SaSnapshot, SaTable},
+    sa_table::{DropReason, Expiry, OutboundEntry, SaCounters, SaEntry, SaSnapshot, SaTable},
     xsk::{FRAME_COUNT, FramePool, XskPair, reap_completions, refill},
 };
 
@@ -51,9 +53,12 @@ const LOCAL_EVERY: u32 = 16;
 
 /// Changes to the worker's SAs, sent by the control plane.
 pub enum Control {
+    /// Use `entry` for frames labelled `slot`; say so on `installed` (the control plane waits
+    /// for every worker before it points a BPF map at the slot: make-before-break).
     Install {
         slot: u32,
-        entry: Box<SaEntry>,
+        entry: Arc<SaEntry>,
+        installed: Sender<()>,
     },
     Remove {
         slot: u32,
@@ -72,9 +77,13 @@ pub struct LifetimeEvent {
     pub expiry: Expiry,
 }
 
-/// What the worker publishes for `status`.
+/// What a worker publishes for `status`; the agent publishes the sum over its workers, with
+/// each worker's own report in `workers`.
 #[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct WorkerReport {
+    /// The receive queue a worker serves (`None` in the sum).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue: Option<u32>,
     pub decrypted: u64,
     pub encrypted: u64,
     pub sent_xsk: u64,
@@ -91,6 +100,9 @@ pub struct WorkerReport {
     /// NAT of decrypted traffic (translated, new_flows, allocation_failed, ...).
     #[serde(default)]
     pub nat: BTreeMap<String, u64>,
+    /// Each worker's own figures, by queue (in the sum only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub workers: Vec<WorkerReport>,
 }
 
 #[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
@@ -110,7 +122,7 @@ pub struct Worker {
     sas: SaTable,
     kernel: Socket,
     control: Receiver<Control>,
-    events: std::sync::mpsc::Sender<LifetimeEvent>,
+    events: Sender<LifetimeEvent>,
     stop: Arc<AtomicBool>,
     report: Arc<Mutex<WorkerReport>>,
     counts: WorkerReport,
@@ -133,10 +145,12 @@ enum Verdict {
 }
 
 impl Worker {
+    /// A worker for receive queue `queue`, whose sockets `xsk` are bound to it.
     pub fn new(
+        queue: u32,
         xsk: XskPair,
         control: Receiver<Control>,
-        events: std::sync::mpsc::Sender<LifetimeEvent>,
+        events: Sender<LifetimeEvent>,
         stop: Arc<AtomicBool>,
         report: Arc<Mutex<WorkerReport>>,
     ) -> anyhow::Result<Self> {
@@ -158,7 +172,10 @@ impl Worker {
             events,
             stop,
             report,
-            counts: WorkerReport::default(),
+            counts: WorkerReport {
+                queue: Some(queue),
+                ..WorkerReport::default()
+            },
             rx_batch: Vec::with_capacity(RX_BATCH as usize),
             tx_batch: Vec::with_capacity(RX_BATCH as usize),
             kernel_batch: Vec::with_capacity(RX_BATCH as usize),
@@ -208,7 +225,14 @@ impl Worker {
     fn apply_control(&mut self) {
         loop {
             match self.control.try_recv() {
-                Ok(Control::Install { slot, entry }) => self.sas.install(slot, *entry),
+                Ok(Control::Install {
+                    slot,
+                    entry,
+                    installed,
+                }) => {
+                    self.sas.install(slot, entry);
+                    let _ = installed.send(());
+                }
                 Ok(Control::Remove { slot }) => {
                     self.sas.remove(slot);
                 }
@@ -513,7 +537,7 @@ fn decrypt(
     frame: &mut [u8],
     data: usize,
     slot: u32,
-    events: &std::sync::mpsc::Sender<LifetimeEvent>,
+    events: &Sender<LifetimeEvent>,
 ) -> Result<Range<usize>, DropReason> {
     let packet = &frame[data..];
     let class = vpn_ebpf::classify(packet);
@@ -521,8 +545,8 @@ fn decrypt(
     let l3 = ipv4_offset(packet).ok_or(DropReason::Malformed)?;
     let total_len = usize::from(packet.be16_at(l3 + 2).ok_or(DropReason::Malformed)?);
     let esp = data + esp_start..data + l3 + total_len;
-    let sa = sas.inbound(slot).ok_or(DropReason::UnknownSa)?;
-    if sa.usage.hard_reached {
+    let (sa, counters) = sas.inbound(slot).ok_or(DropReason::UnknownSa)?;
+    if sa.usage.hard_reached() {
         return Err(DropReason::SaExpired);
     }
     let (inner, next_header) = sa.esp.open(frame, esp)?;
@@ -538,9 +562,10 @@ fn decrypt(
     if sa.mss != 0 {
         clamp_ipv4(&mut frame[inner.clone()], 0, sa.mss);
     }
-    sa.counters.packets += 1;
-    sa.counters.bytes += inner.len() as u64;
-    if let Some(expiry) = sa.usage.check(&sa.counters, Instant::now()) {
+    counters.packets += 1;
+    counters.bytes += inner.len() as u64;
+    sa.usage.add(inner.len() as u64);
+    if let Some(expiry) = sa.usage.check(Instant::now()) {
         let _ = events.send(LifetimeEvent { slot, expiry });
     }
     Ok(inner)
@@ -562,7 +587,7 @@ fn encrypt(
     end: usize,
     slot: u32,
     kernel: &Socket,
-    events: &std::sync::mpsc::Sender<LifetimeEvent>,
+    events: &Sender<LifetimeEvent>,
 ) -> Result<Sealed, DropReason> {
     let packet = &frame[data..end];
     let l3 = ipv4_offset(packet).ok_or(DropReason::Malformed)?;
@@ -570,26 +595,24 @@ fn encrypt(
     ipv4_addresses(packet, l3).ok_or(DropReason::Malformed)?;
     let total_len = usize::from(packet.be16_at(l3 + 2).ok_or(DropReason::Malformed)?);
     let inner = data + l3..data + l3 + total_len;
-    let sa = sas.outbound(slot).ok_or(DropReason::UnknownSa)?;
-    if sa.usage.hard_reached {
+    let (sa, counters) = sas.outbound(slot).ok_or(DropReason::UnknownSa)?;
+    if sa.usage.hard_reached() {
         return Err(DropReason::SaExpired);
     }
     let sealed = if inner.len() > usize::from(sa.mtu) {
-        seal_oversized(sa, &frame[inner], kernel)
+        seal_oversized(sa, counters, &frame[inner], kernel)
     } else {
         sa.esp.seal(frame, inner.clone()).map(|outer| {
-            sa.counters.packets += 1;
-            sa.counters.bytes += inner.len() as u64;
+            counters.packets += 1;
+            counters.bytes += inner.len() as u64;
+            sa.usage.add(inner.len() as u64);
             Sealed::InFrame(outer)
         })
     };
     let expiry = match &sealed {
         // Out of sequence numbers (RFC 4303 3.3.3): the SA must not send again.
-        Err(DropReason::Esp("seq_exhausted")) => {
-            sa.usage.hard_reached = true;
-            Some(Expiry::Hard)
-        }
-        _ => sa.usage.check(&sa.counters, Instant::now()),
+        Err(DropReason::Esp("seq_exhausted")) => sa.usage.reach_hard().then_some(Expiry::Hard),
+        _ => sa.usage.check(Instant::now()),
     };
     if let Some(expiry) = expiry {
         let _ = events.send(LifetimeEvent { slot, expiry });
@@ -603,7 +626,8 @@ const SCRATCH_FRONT: usize = 64;
 const SCRATCH_BACK: usize = 64;
 
 fn seal_oversized(
-    sa: &mut OutboundEntry,
+    sa: &OutboundEntry,
+    counters: &mut SaCounters,
     inner: &[u8],
     kernel: &Socket,
 ) -> Result<Sealed, DropReason> {
@@ -623,8 +647,9 @@ fn seal_oversized(
             .esp
             .seal(&mut scratch, SCRATCH_FRONT..SCRATCH_FRONT + piece.len())?;
         send_via_kernel(kernel, &scratch[outer])?;
-        sa.counters.packets += 1;
-        sa.counters.bytes += piece.len() as u64;
+        counters.packets += 1;
+        counters.bytes += piece.len() as u64;
+        sa.usage.add(piece.len() as u64);
         sent += 1;
     }
     Ok(Sealed::Fragments(sent))

@@ -551,6 +551,10 @@ fn measure_variant(
     figures.push(("ping_loaded_max_ms".into(), loaded.max_ms));
     figures.push(("ping_loaded_loss_pct".into(), loaded.loss_pct));
 
+    if let Err(err) = write_diagnostics(&lab, variant, &peers, &s.out) {
+        eprintln!("bench: diagnostics of {}: {err:#}", variant.name());
+    }
+
     let profile = if profile {
         Some(profile_routers(&lab, variant, secs, &s.out)?)
     } else {
@@ -560,6 +564,47 @@ fn measure_variant(
     stop_peers(peers)?;
     lab.down()?;
     Ok((figures, profile))
+}
+
+/// Appends what explains losses to `<out>/diag/<variant>.txt`: the agents' status (worker
+/// drops by reason, AF_XDP socket statistics) and the link counters of every namespace, as
+/// they stand after the variant's measurements.
+fn write_diagnostics(lab: &Lab, variant: Variant, peers: &Peers, out: &Path) -> anyhow::Result<()> {
+    use std::fmt::Write as _;
+    let dir = out.join("diag");
+    std::fs::create_dir_all(&dir)?;
+    let mut text = format!(
+        "== {} at {}\n",
+        variant.name(),
+        utc_string(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or_default()
+        )
+    );
+    if let Peers::Agents(agents) = peers {
+        for (name, agent) in [("router-a", &agents.0), ("router-b", &agents.1)] {
+            let _ = writeln!(text, "-- vpn-agent status --json, {name}");
+            text.push_str(&agent.status_json().unwrap_or_else(|e| format!("{e:#}")));
+            text.push('\n');
+        }
+    }
+    for node in [Node::HostA, Node::RouterA, Node::RouterB, Node::HostB] {
+        let output = lab
+            .command(node, "ip")
+            .args(["-s", "-s", "link", "show"])
+            .output()?;
+        let _ = writeln!(text, "-- ip -s -s link, {}", node.name());
+        text.push_str(&String::from_utf8_lossy(&output.stdout));
+    }
+    use std::io::Write as _;
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join(format!("{}.txt", variant.name())))?
+        .write_all(text.as_bytes())?;
+    Ok(())
 }
 
 /// `perf record -g` of every process in the router namespaces during a 1-stream TCP run (process
@@ -599,23 +644,22 @@ fn profile_routers(lab: &Lab, variant: Variant, secs: u32, out: &Path) -> anyhow
         "perf record -g of the router-namespace processes of {} during {secs} s of 1-stream TCP\n",
         variant.name()
     );
-    for sort in ["comm,dso", "comm,sym"] {
+    // Self time by DSO and by symbol, then time including callees (which system calls and
+    // kernel paths the time goes to).
+    for (sort, children, limit) in [
+        ("comm,dso", "--no-children", "0.5"),
+        ("comm,sym", "--no-children", "0.5"),
+        ("comm,sym", "--children", "2"),
+    ] {
         let report = Command::new("perf")
             .args(["report", "-i"])
             .arg(&data)
-            .args([
-                "--no-children",
-                "-g",
-                "none",
-                "--stdio",
-                "--percent-limit",
-                "0.5",
-            ])
+            .args([children, "-g", "none", "--stdio", "--percent-limit", limit])
             .args(["--sort", sort])
             .stderr(Stdio::null())
             .output()
             .context("running perf report")?;
-        text.push_str(&format!("\n== by {sort}\n"));
+        text.push_str(&format!("\n== by {sort} ({children})\n"));
         text.extend(
             String::from_utf8_lossy(&report.stdout)
                 .lines()

@@ -35,7 +35,7 @@ use super::{
     fragment,
     nat::worker_path::{NatVerdict, WorkerNat},
     sa_table::{DropReason, Expiry, OutboundEntry, SaEntry, SaSnapshot, SaTable},
-    xsk::{FRAME_COUNT, FramePool, XskPair, reap_completions, refill},
+    xsk::{FILL_TARGET, FramePool, XskPair, reap_completions, refill},
 };
 
 const ETH_HLEN: usize = 14;
@@ -85,6 +85,20 @@ pub struct WorkerReport {
     /// NAT of decrypted traffic (translated, new_flows, allocation_failed, ...).
     #[serde(default)]
     pub nat: BTreeMap<String, u64>,
+    /// How the worker's loop ran: sleeps in poll(), receive batches and frames received,
+    /// transmit kicks (sendto) and kernel sends (sendmmsg calls). Frames per batch and per
+    /// sleep tell how much each system call is shared.
+    #[serde(default)]
+    pub loop_stats: LoopStats,
+}
+
+#[derive(Clone, Copy, Debug, Default, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct LoopStats {
+    pub polls: u64,
+    pub rx_batches: u64,
+    pub rx_frames: u64,
+    pub tx_kicks: u64,
+    pub sendmmsg_calls: u64,
 }
 
 #[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
@@ -161,7 +175,7 @@ impl Worker {
 
     pub fn run(mut self) {
         let mut last_report = Instant::now();
-        let fill_target = FRAME_COUNT / 4;
+        let fill_target = FILL_TARGET;
         while !self.stop.load(Ordering::Relaxed) {
             self.apply_control();
             refill(
@@ -184,6 +198,7 @@ impl Worker {
                 last_report = Instant::now();
             }
             if work == 0 {
+                self.counts.loop_stats.polls += 1;
                 self.wait_for_frames();
             }
         }
@@ -243,6 +258,10 @@ impl Worker {
             &mut self.lent_lan
         };
         *lent = lent.saturating_sub(descs.len() as u32);
+        if !descs.is_empty() {
+            self.counts.loop_stats.rx_batches += 1;
+            self.counts.loop_stats.rx_frames += descs.len() as u64;
+        }
         for desc in &descs {
             match self.handle(*desc) {
                 Ok(Verdict::Transmit(tx)) => self.tx_batch.push(tx),
@@ -307,10 +326,12 @@ impl Worker {
     }
 
     /// Copy mode transmits only inside sendto, at most 32 frames per call (the kernel's
-    /// TX_BATCH_SIZE), so kick until the ring is drained (bounded, in case the link stalls).
+    /// TX_BATCH_SIZE) unless the socket's budget was raised (`XDP_MAX_TX_SKB_BUDGET`, see
+    /// `xsk`), so kick until the ring is drained (bounded, in case the link stalls).
     fn kick_tx(&mut self) {
         for _ in 0..(RX_BATCH / 16 + 2) {
             self.xsk.wan.tx.wake();
+            self.counts.loop_stats.tx_kicks += 1;
             if self.xsk.wan.tx.pending() == 0 {
                 break;
             }
@@ -330,7 +351,11 @@ impl Worker {
                 Err(_) => packets.push(&[]),
             }
         }
-        let sent = send_batch_via_kernel(&self.kernel, &packets);
+        let sent = send_batch_via_kernel(
+            &self.kernel,
+            &packets,
+            &mut self.counts.loop_stats.sendmmsg_calls,
+        );
         drop(packets);
         self.counts.sent_kernel += sent as u64;
         for _ in sent..batch.len() {
@@ -587,7 +612,7 @@ fn send_via_kernel(socket: &Socket, packet: &[u8]) -> Result<(), DropReason> {
 
 /// Sends complete IPv4 packets through the kernel with as few sendmmsg calls as possible;
 /// returns how many were sent.
-fn send_batch_via_kernel(socket: &Socket, packets: &[&[u8]]) -> usize {
+fn send_batch_via_kernel(socket: &Socket, packets: &[&[u8]], calls: &mut u64) -> usize {
     use std::os::fd::AsRawFd as _;
     let mut addrs: Vec<libc::sockaddr_in> = Vec::with_capacity(packets.len());
     let mut iovs: Vec<libc::iovec> = Vec::with_capacity(packets.len());
@@ -626,6 +651,7 @@ fn send_batch_via_kernel(socket: &Socket, packets: &[&[u8]]) -> usize {
         .collect();
     let (mut next, mut failed) = (0, 0);
     while next < msgs.len() {
+        *calls += 1;
         // SAFETY: msgs[next..] are valid mmsghdr whose buffers live until the call returns.
         let n = unsafe {
             libc::sendmmsg(

@@ -6,7 +6,8 @@
 //! - `plain-forwarding`: kernel routing between the sites, no tunnel (the forwarding ceiling);
 //! - `strongswan-libipsec`: strongSwan 5.9 with kernel-libipsec (userspace ESP through a TUN
 //!   device, the only ESP this kernel has) on both routers, PSK, AES-256-GCM;
-//! - `appliance-esp-in-udp` / `appliance-raw-esp`: vpn-agent with static AES-256-GCM tunnels.
+//! - `appliance-esp-in-udp` / `appliance-raw-esp`: vpn-agent with static AES-256-GCM tunnels;
+//! - `appliance-esp-in-udp-aes128` / `appliance-raw-esp-aes128`: the same with AES-128-GCM.
 //!
 //! Figures per variant: iperf3 TCP goodput host-a -> host-b with 1 and 4 streams, UDP packet rate
 //! received at 64- and 1372-byte payloads (1400-byte IP packets, the tunnel MTU), ping latency
@@ -82,13 +83,17 @@ enum Variant {
     StrongSwan,
     ApplianceUdp,
     ApplianceEsp,
+    ApplianceUdp128,
+    ApplianceEsp128,
 }
 
-const VARIANTS: [Variant; 4] = [
+const VARIANTS: [Variant; 6] = [
     Variant::Plain,
     Variant::StrongSwan,
     Variant::ApplianceUdp,
     Variant::ApplianceEsp,
+    Variant::ApplianceUdp128,
+    Variant::ApplianceEsp128,
 ];
 
 impl Variant {
@@ -98,6 +103,19 @@ impl Variant {
             Variant::StrongSwan => "strongswan-libipsec",
             Variant::ApplianceUdp => "appliance-esp-in-udp",
             Variant::ApplianceEsp => "appliance-raw-esp",
+            Variant::ApplianceUdp128 => "appliance-esp-in-udp-aes128",
+            Variant::ApplianceEsp128 => "appliance-raw-esp-aes128",
+        }
+    }
+
+    /// The appliance's encapsulation and AES key size in bytes; `None` for the baselines.
+    fn appliance(self) -> Option<(Encap, usize)> {
+        match self {
+            Variant::Plain | Variant::StrongSwan => None,
+            Variant::ApplianceUdp => Some((Encap::Udp, 32)),
+            Variant::ApplianceEsp => Some((Encap::Esp, 32)),
+            Variant::ApplianceUdp128 => Some((Encap::Udp, 16)),
+            Variant::ApplianceEsp128 => Some((Encap::Esp, 16)),
         }
     }
 
@@ -113,6 +131,12 @@ impl Variant {
             }
             Variant::ApplianceEsp => {
                 "vpn-agent on both routers, static AES-256-GCM-16 SAs, raw ESP (IP protocol 50)"
+            }
+            Variant::ApplianceUdp128 => {
+                "vpn-agent on both routers, static AES-128-GCM-16 SAs, ESP in UDP 4500 (RFC 3948)"
+            }
+            Variant::ApplianceEsp128 => {
+                "vpn-agent on both routers, static AES-128-GCM-16 SAs, raw ESP (IP protocol 50)"
             }
         }
     }
@@ -196,6 +220,37 @@ const RATIOS: &[(&str, Variant, Variant)] = &[
     ("tcp_1_stream_gbps", Variant::ApplianceEsp, Variant::Plain),
     ("tcp_4_streams_gbps", Variant::ApplianceEsp, Variant::Plain),
     ("tcp_1_stream_gbps", Variant::StrongSwan, Variant::Plain),
+    // AES-128-GCM against AES-256-GCM, same encapsulation: what the cipher's share is.
+    (
+        "tcp_1_stream_gbps",
+        Variant::ApplianceUdp128,
+        Variant::ApplianceUdp,
+    ),
+    (
+        "udp_1372_rx_kpps",
+        Variant::ApplianceUdp128,
+        Variant::ApplianceUdp,
+    ),
+    (
+        "tcp_1_stream_gbps",
+        Variant::ApplianceEsp128,
+        Variant::ApplianceEsp,
+    ),
+    (
+        "tcp_1_stream_gbps",
+        Variant::ApplianceUdp128,
+        Variant::StrongSwan,
+    ),
+    (
+        "tcp_1_stream_gbps",
+        Variant::ApplianceUdp128,
+        Variant::Plain,
+    ),
+    (
+        "tcp_1_stream_gbps",
+        Variant::ApplianceEsp128,
+        Variant::Plain,
+    ),
 ];
 
 const OPENSSL_SIZES: [u32; 2] = [1024, 8192];
@@ -435,13 +490,12 @@ fn start_variant(lab: &Lab, variant: Variant, agent: &Path) -> anyhow::Result<Pe
             b.wait_installed("net", Duration::from_secs(10))?;
             Peers::Strongswan(a, b)
         }
-        Variant::ApplianceUdp | Variant::ApplianceEsp => {
-            let encap = if variant == Variant::ApplianceUdp {
-                Encap::Udp
-            } else {
-                Encap::Esp
-            };
-            let files = StaticTunnelFiles::write(lab.id(), encap, false)?;
+        Variant::ApplianceUdp
+        | Variant::ApplianceEsp
+        | Variant::ApplianceUdp128
+        | Variant::ApplianceEsp128 => {
+            let (encap, key_bytes) = variant.appliance().context("an appliance variant")?;
+            let files = StaticTunnelFiles::write_keyed(lab.id(), encap, false, "", key_bytes)?;
             let a_cfg = files.router_a.to_string_lossy().into_owned();
             let b_cfg = files.router_b.to_string_lossy().into_owned();
             let a =
@@ -1419,7 +1473,8 @@ fn chart_svg(report: &Value) -> String {
     ];
     let colours = ["#4e79a7", "#f28e2b"];
     let variants: Vec<&str> = VARIANTS.iter().map(|v| v.name()).collect();
-    let (pw, ph, margin) = (520.0, 300.0, 50.0);
+    // About 130 px per variant, so that the labels under the bars do not overlap.
+    let (pw, ph, margin) = ((130.0 * variants.len() as f64).max(520.0), 300.0, 50.0);
     let width = pw * panels.len() as f64;
     let mut s = String::new();
     let _ = writeln!(

@@ -6,6 +6,7 @@ pub mod esp_sa;
 pub mod fragment;
 pub mod loader;
 pub mod nat;
+pub mod nexthop;
 pub mod sa_table;
 pub mod static_tunnels;
 pub mod tables;

@@ -371,6 +371,8 @@ fn execute(args: &BenchArgs, agent: &Path) -> anyhow::Result<Value> {
     };
     std::fs::create_dir_all(&settings.out)
         .with_context(|| format!("creating {}", settings.out.display()))?;
+    // The diagnostics are appended per repetition: start from none.
+    let _ = std::fs::remove_dir_all(settings.out.join("diag"));
     // Ctrl-C: remove the labs (and with them charon and the agents) this run created.
     let _ = ctrlc::set_handler(|| {
         eprintln!("\ninterrupted: tearing the lab down");

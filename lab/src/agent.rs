@@ -132,6 +132,18 @@ impl AgentProcess {
         serde_json::from_slice(&output.stdout).context("parsing vpn-agent status --json")
     }
 
+    /// `vpn-agent status --json`, as the agent printed it.
+    pub fn status_json(&self) -> anyhow::Result<String> {
+        let output = self.status_command().arg("--json").output()?;
+        if !output.status.success() {
+            bail!(
+                "vpn-agent status failed: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    }
+
     /// `vpn-agent status`, the human table.
     pub fn status_table(&self) -> anyhow::Result<String> {
         let output = self.status_command().output()?;

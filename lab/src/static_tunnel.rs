@@ -40,8 +40,8 @@ pub struct StaticTunnelFiles {
     extra: String,
     pub router_a: PathBuf,
     pub router_b: PathBuf,
-    /// Hex keying material (AES-256 key + salt) of the a->b and b->a directions, for tools that
-    /// decrypt a capture.
+    /// Hex keying material (AES key + salt; AES-256 unless written with another key size) of
+    /// the a->b and b->a directions, for tools that decrypt a capture.
     pub key_a_to_b: String,
     pub key_b_to_a: String,
     pub spi_a_to_b: u32,
@@ -77,11 +77,26 @@ impl StaticTunnelFiles {
     /// Like [`StaticTunnelFiles::write`], with `extra` TOML lines added to both tunnels (a
     /// lifetime, an MTU).
     pub fn write_with(lab_id: &str, encap: Encap, nat: bool, extra: &str) -> anyhow::Result<Self> {
+        Self::write_keyed(lab_id, encap, nat, extra, 32)
+    }
+
+    /// Like [`StaticTunnelFiles::write_with`], with AES keys of `key_bytes` (16, 24 or 32:
+    /// AES-128/192/256-GCM; the files hold the key and the 4-byte salt).
+    pub fn write_keyed(
+        lab_id: &str,
+        encap: Encap,
+        nat: bool,
+        extra: &str,
+        key_bytes: usize,
+    ) -> anyhow::Result<Self> {
+        if ![16, 24, 32].contains(&key_bytes) {
+            anyhow::bail!("AES-GCM keys are 16, 24 or 32 bytes, not {key_bytes}");
+        }
         let dir = std::env::temp_dir().join(format!("{lab_id}-static-tunnel"));
         fs::create_dir_all(&dir)?;
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o700))?;
-        let key_a_to_b = random_hex(36)?;
-        let key_b_to_a = random_hex(36)?;
+        let key_a_to_b = random_hex(key_bytes + 4)?;
+        let key_b_to_a = random_hex(key_bytes + 4)?;
         let (spi_a_to_b, spi_b_to_a) = (0x0a0b_0001, 0x0b0a_0001);
         let key_ab = dir.join("a-to-b.key");
         let key_ba = dir.join("b-to-a.key");

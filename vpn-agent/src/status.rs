@@ -224,6 +224,14 @@ fn render_table(report: &StatusReport) -> String {
         if !nat.is_empty() {
             let _ = writeln!(out, "  NAT of decrypted traffic: {}", nat.join(", "));
         }
+        let l = &w.loop_stats;
+        if l.rx_batches > 0 {
+            let _ = writeln!(
+                out,
+                "  loop: {} frames in {} batches, {} sleeps in poll, {} transmit kicks, {} sendmmsg calls",
+                l.rx_frames, l.rx_batches, l.polls, l.tx_kicks, l.sendmmsg_calls
+            );
+        }
         for (reason, n) in &w.dropped {
             let _ = writeln!(out, "  dropped {reason}: {n}");
         }

@@ -10,6 +10,7 @@
 //! - `appliance-esp-in-udp-2workers`: the same on links with two queues, two crypto workers
 //!   (cores) per router, one per queue (issue 4); on a 2-vCPU machine the workers compete with
 //!   the hosts, iperf3 and the kernel for the same two cores.
+//! - `appliance-esp-in-udp-aes128` / `appliance-raw-esp-aes128`: the same with AES-128-GCM.
 //!
 //! Figures per variant: iperf3 TCP goodput host-a -> host-b with 1 and 4 streams, UDP packet rate
 //! received at 64- and 1372-byte payloads (1400-byte IP packets, the tunnel MTU), ping latency
@@ -86,14 +87,18 @@ enum Variant {
     ApplianceUdp,
     ApplianceEsp,
     ApplianceUdp2Workers,
+    ApplianceUdp128,
+    ApplianceEsp128,
 }
 
-const VARIANTS: [Variant; 5] = [
+const VARIANTS: [Variant; 7] = [
     Variant::Plain,
     Variant::StrongSwan,
     Variant::ApplianceUdp,
     Variant::ApplianceEsp,
     Variant::ApplianceUdp2Workers,
+    Variant::ApplianceUdp128,
+    Variant::ApplianceEsp128,
 ];
 
 impl Variant {
@@ -104,6 +109,8 @@ impl Variant {
             Variant::ApplianceUdp => "appliance-esp-in-udp",
             Variant::ApplianceEsp => "appliance-raw-esp",
             Variant::ApplianceUdp2Workers => "appliance-esp-in-udp-2workers",
+            Variant::ApplianceUdp128 => "appliance-esp-in-udp-aes128",
+            Variant::ApplianceEsp128 => "appliance-raw-esp-aes128",
         }
     }
 
@@ -112,6 +119,17 @@ impl Variant {
         match self {
             Variant::ApplianceUdp2Workers => 2,
             _ => 1,
+        }
+    }
+
+    /// The appliance's encapsulation and AES key size in bytes; `None` for the baselines.
+    fn appliance(self) -> Option<(Encap, usize)> {
+        match self {
+            Variant::Plain | Variant::StrongSwan => None,
+            Variant::ApplianceUdp | Variant::ApplianceUdp2Workers => Some((Encap::Udp, 32)),
+            Variant::ApplianceEsp => Some((Encap::Esp, 32)),
+            Variant::ApplianceUdp128 => Some((Encap::Udp, 16)),
+            Variant::ApplianceEsp128 => Some((Encap::Esp, 16)),
         }
     }
 
@@ -131,6 +149,12 @@ impl Variant {
             Variant::ApplianceUdp2Workers => {
                 "as appliance-esp-in-udp, on 2-queue veth links with 2 crypto workers per \
                  router (one per queue, sharing the SAs)"
+            }
+            Variant::ApplianceUdp128 => {
+                "vpn-agent on both routers, static AES-128-GCM-16 SAs, ESP in UDP 4500 (RFC 3948)"
+            }
+            Variant::ApplianceEsp128 => {
+                "vpn-agent on both routers, static AES-128-GCM-16 SAs, raw ESP (IP protocol 50)"
             }
         }
     }
@@ -223,6 +247,37 @@ const RATIOS: &[(&str, Variant, Variant)] = &[
         "udp_1372_rx_kpps",
         Variant::ApplianceUdp2Workers,
         Variant::ApplianceUdp,
+    ),
+    // AES-128-GCM against AES-256-GCM, same encapsulation: what the cipher's share is.
+    (
+        "tcp_1_stream_gbps",
+        Variant::ApplianceUdp128,
+        Variant::ApplianceUdp,
+    ),
+    (
+        "udp_1372_rx_kpps",
+        Variant::ApplianceUdp128,
+        Variant::ApplianceUdp,
+    ),
+    (
+        "tcp_1_stream_gbps",
+        Variant::ApplianceEsp128,
+        Variant::ApplianceEsp,
+    ),
+    (
+        "tcp_1_stream_gbps",
+        Variant::ApplianceUdp128,
+        Variant::StrongSwan,
+    ),
+    (
+        "tcp_1_stream_gbps",
+        Variant::ApplianceUdp128,
+        Variant::Plain,
+    ),
+    (
+        "tcp_1_stream_gbps",
+        Variant::ApplianceEsp128,
+        Variant::Plain,
     ),
 ];
 
@@ -344,6 +399,8 @@ fn execute(args: &BenchArgs, agent: &Path) -> anyhow::Result<Value> {
     };
     std::fs::create_dir_all(&settings.out)
         .with_context(|| format!("creating {}", settings.out.display()))?;
+    // The diagnostics are appended per repetition: start from none.
+    let _ = std::fs::remove_dir_all(settings.out.join("diag"));
     // Ctrl-C: remove the labs (and with them charon and the agents) this run created.
     let _ = ctrlc::set_handler(|| {
         eprintln!("\ninterrupted: tearing the lab down");
@@ -463,13 +520,13 @@ fn start_variant(lab: &Lab, variant: Variant, agent: &Path) -> anyhow::Result<Pe
             b.wait_installed("net", Duration::from_secs(10))?;
             Peers::Strongswan(a, b)
         }
-        Variant::ApplianceUdp | Variant::ApplianceEsp | Variant::ApplianceUdp2Workers => {
-            let encap = if variant == Variant::ApplianceEsp {
-                Encap::Esp
-            } else {
-                Encap::Udp
-            };
-            let files = StaticTunnelFiles::write(lab.id(), encap, false)?;
+        Variant::ApplianceUdp
+        | Variant::ApplianceEsp
+        | Variant::ApplianceUdp2Workers
+        | Variant::ApplianceUdp128
+        | Variant::ApplianceEsp128 => {
+            let (encap, key_bytes) = variant.appliance().context("an appliance variant")?;
+            let files = StaticTunnelFiles::write_keyed(lab.id(), encap, false, "", key_bytes)?;
             let a_cfg = files.router_a.to_string_lossy().into_owned();
             let b_cfg = files.router_b.to_string_lossy().into_owned();
             let workers = variant.queues().to_string();
@@ -582,6 +639,10 @@ fn measure_variant(
     figures.push(("ping_loaded_max_ms".into(), loaded.max_ms));
     figures.push(("ping_loaded_loss_pct".into(), loaded.loss_pct));
 
+    if let Err(err) = write_diagnostics(&lab, variant, &peers, &s.out) {
+        eprintln!("bench: diagnostics of {}: {err:#}", variant.name());
+    }
+
     let profile = if profile {
         Some(profile_routers(&lab, variant, secs, &s.out)?)
     } else {
@@ -591,6 +652,47 @@ fn measure_variant(
     stop_peers(peers)?;
     lab.down()?;
     Ok((figures, profile))
+}
+
+/// Appends what explains losses to `<out>/diag/<variant>.txt`: the agents' status (worker
+/// drops by reason, AF_XDP socket statistics) and the link counters of every namespace, as
+/// they stand after the variant's measurements.
+fn write_diagnostics(lab: &Lab, variant: Variant, peers: &Peers, out: &Path) -> anyhow::Result<()> {
+    use std::fmt::Write as _;
+    let dir = out.join("diag");
+    std::fs::create_dir_all(&dir)?;
+    let mut text = format!(
+        "== {} at {}\n",
+        variant.name(),
+        utc_string(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or_default()
+        )
+    );
+    if let Peers::Agents(agents) = peers {
+        for (name, agent) in [("router-a", &agents.0), ("router-b", &agents.1)] {
+            let _ = writeln!(text, "-- vpn-agent status --json, {name}");
+            text.push_str(&agent.status_json().unwrap_or_else(|e| format!("{e:#}")));
+            text.push('\n');
+        }
+    }
+    for node in [Node::HostA, Node::RouterA, Node::RouterB, Node::HostB] {
+        let output = lab
+            .command(node, "ip")
+            .args(["-s", "-s", "link", "show"])
+            .output()?;
+        let _ = writeln!(text, "-- ip -s -s link, {}", node.name());
+        text.push_str(&String::from_utf8_lossy(&output.stdout));
+    }
+    use std::io::Write as _;
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join(format!("{}.txt", variant.name())))?
+        .write_all(text.as_bytes())?;
+    Ok(())
 }
 
 /// `perf record -g` of every process in the router namespaces during a 1-stream TCP run (process
@@ -630,23 +732,22 @@ fn profile_routers(lab: &Lab, variant: Variant, secs: u32, out: &Path) -> anyhow
         "perf record -g of the router-namespace processes of {} during {secs} s of 1-stream TCP\n",
         variant.name()
     );
-    for sort in ["comm,dso", "comm,sym"] {
+    // Self time by DSO and by symbol, then time including callees (which system calls and
+    // kernel paths the time goes to).
+    for (sort, children, limit) in [
+        ("comm,dso", "--no-children", "0.5"),
+        ("comm,sym", "--no-children", "0.5"),
+        ("comm,sym", "--children", "2"),
+    ] {
         let report = Command::new("perf")
             .args(["report", "-i"])
             .arg(&data)
-            .args([
-                "--no-children",
-                "-g",
-                "none",
-                "--stdio",
-                "--percent-limit",
-                "0.5",
-            ])
+            .args([children, "-g", "none", "--stdio", "--percent-limit", limit])
             .args(["--sort", sort])
             .stderr(Stdio::null())
             .output()
             .context("running perf report")?;
-        text.push_str(&format!("\n== by {sort}\n"));
+        text.push_str(&format!("\n== by {sort} ({children})\n"));
         text.extend(
             String::from_utf8_lossy(&report.stdout)
                 .lines()
@@ -1406,7 +1507,8 @@ fn chart_svg(report: &Value) -> String {
     ];
     let colours = ["#4e79a7", "#f28e2b"];
     let variants: Vec<&str> = VARIANTS.iter().map(|v| v.name()).collect();
-    let (pw, ph, margin) = (520.0, 300.0, 50.0);
+    // About 130 px per variant, so that the labels under the bars do not overlap.
+    let (pw, ph, margin) = ((130.0 * variants.len() as f64).max(520.0), 300.0, 50.0);
     let width = pw * panels.len() as f64;
     let mut s = String::new();
     let _ = writeln!(

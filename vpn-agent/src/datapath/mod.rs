@@ -8,6 +8,7 @@ pub mod fragment;
 pub mod loader;
 pub mod local_tx;
 pub mod nat;
+pub mod nexthop;
 pub mod rx_queues;
 pub mod sa_table;
 pub mod static_tunnels;

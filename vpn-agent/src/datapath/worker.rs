@@ -4,8 +4,10 @@
 //!
 //! Frame path, top to bottom:
 //! - WAN rx (XskJob::Decrypt): find the ESP header, open it with the inbound SA named in the
-//!   metadata, check the inner packet against the SA's selectors, hand it to the kernel to
-//!   forward into the site (raw socket; the kernel resolves the LAN next hop).
+//!   metadata, check the inner packet against the SA's selectors; transmit it on the LAN
+//!   socket from the same UMEM frame when the kernel's next hop for it is known (see
+//!   `nexthop`), else hand it to the kernel to forward into the site (raw socket; the kernel
+//!   resolves the LAN next hop, fragments, or answers with ICMP).
 //! - LAN rx (XskJob::Encrypt): seal the inner packet with the outbound SA named in the
 //!   metadata; with a next hop from XDP's FIB lookup, transmit it on the WAN socket from the
 //!   same UMEM frame; without one, send it through the kernel, which resolves ARP.
@@ -39,8 +41,9 @@ use super::{
     fragment,
     local_tx::{LocalFrame, LocalPort, LocalPorts, is_ipv4},
     nat::worker_path::{NatVerdict, WorkerNat},
+    nexthop::NextHopCache,
     sa_table::{DropReason, Expiry, OutboundEntry, SaCounters, SaEntry, SaSnapshot, SaTable},
-    xsk::{FRAME_COUNT, FramePool, XskPair, reap_completions, refill},
+    xsk::{FILL_TARGET, FramePool, XskPair, reap_completions, refill},
 };
 
 const ETH_HLEN: usize = 14;
@@ -86,6 +89,8 @@ pub struct WorkerReport {
     pub queue: Option<u32>,
     pub decrypted: u64,
     pub encrypted: u64,
+    /// Sent from the UMEM frame on an AF_XDP socket (sealed packets on the WAN, decrypted
+    /// ones on the LAN).
     pub sent_xsk: u64,
     pub sent_kernel: u64,
     pub dropped: BTreeMap<String, u64>,
@@ -103,6 +108,20 @@ pub struct WorkerReport {
     /// Each worker's own figures, by queue (in the sum only).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub workers: Vec<WorkerReport>,
+    /// How the worker's loop ran: sleeps in poll(), receive batches and frames received,
+    /// transmit kicks (sendto) and kernel sends (sendmmsg calls). Frames per batch and per
+    /// sleep tell how much each system call is shared.
+    #[serde(default)]
+    pub loop_stats: LoopStats,
+}
+
+#[derive(Clone, Copy, Debug, Default, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct LoopStats {
+    pub polls: u64,
+    pub rx_batches: u64,
+    pub rx_frames: u64,
+    pub tx_kicks: u64,
+    pub sendmmsg_calls: u64,
 }
 
 #[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
@@ -128,6 +147,11 @@ pub struct Worker {
     counts: WorkerReport,
     rx_batch: Vec<XdpDesc>,
     tx_batch: Vec<XdpDesc>,
+    /// Decrypted packets to transmit on the LAN socket.
+    lan_tx_batch: Vec<XdpDesc>,
+    /// LAN next hops from the kernel's tables; `None` if the resolver could not start (then
+    /// every decrypted packet goes through the kernel).
+    nexthops: Option<NextHopCache>,
     /// Frames (UMEM address) and the packet range in each to hand to the kernel.
     kernel_batch: Vec<(u64, std::ops::Range<usize>)>,
     nat: Option<Box<WorkerNat>>,
@@ -138,6 +162,8 @@ enum Verdict {
     /// Transmit this descriptor on the WAN socket; the frame comes back through the
     /// completion ring.
     Transmit(XdpDesc),
+    /// Transmit this descriptor on the LAN socket (likewise).
+    TransmitLan(XdpDesc),
     /// Send this range of the frame through the kernel, then release the frame.
     ToKernel(std::ops::Range<usize>),
     /// Done with the frame (sent through the kernel, or dropped): back to the pool.
@@ -161,6 +187,13 @@ impl Worker {
             Some(Protocol::from(libc::IPPROTO_RAW)),
         )
         .context("opening the raw socket for kernel-path sends")?;
+        let nexthops = match NextHopCache::start(xsk.lan.ifindex) {
+            Ok(cache) => Some(cache),
+            Err(err) => {
+                tracing::warn!(error = %err, "no LAN next-hop resolver: decrypted packets go through the kernel");
+                None
+            }
+        };
         Ok(Worker {
             xsk,
             pool: FramePool::all(),
@@ -178,6 +211,8 @@ impl Worker {
             },
             rx_batch: Vec::with_capacity(RX_BATCH as usize),
             tx_batch: Vec::with_capacity(RX_BATCH as usize),
+            lan_tx_batch: Vec::with_capacity(RX_BATCH as usize),
+            nexthops,
             kernel_batch: Vec::with_capacity(RX_BATCH as usize),
             nat: None,
             local: LocalPorts::default(),
@@ -186,10 +221,13 @@ impl Worker {
 
     pub fn run(mut self) {
         let mut last_report = Instant::now();
-        let fill_target = FRAME_COUNT / 4;
+        let fill_target = FILL_TARGET;
         let mut turn = 0u32;
         while !self.stop.load(Ordering::Relaxed) {
             self.apply_control();
+            if let Some(nexthops) = self.nexthops.as_mut() {
+                nexthops.update();
+            }
             refill(
                 &mut self.xsk.wan,
                 &mut self.pool,
@@ -216,6 +254,7 @@ impl Worker {
                 last_report = Instant::now();
             }
             if work == 0 {
+                self.counts.loop_stats.polls += 1;
                 self.wait_for_frames();
             }
         }
@@ -325,9 +364,14 @@ impl Worker {
             &mut self.lent_lan
         };
         *lent = lent.saturating_sub(descs.len() as u32);
+        if !descs.is_empty() {
+            self.counts.loop_stats.rx_batches += 1;
+            self.counts.loop_stats.rx_frames += descs.len() as u64;
+        }
         for desc in &descs {
             match self.handle(*desc) {
                 Ok(Verdict::Transmit(tx)) => self.tx_batch.push(tx),
+                Ok(Verdict::TransmitLan(tx)) => self.lan_tx_batch.push(tx),
                 Ok(Verdict::ToKernel(range)) => self.kernel_batch.push((desc.addr, range)),
                 Ok(Verdict::Release) => self.pool.give(desc.addr),
                 Err(reason) => {
@@ -336,7 +380,8 @@ impl Worker {
                 }
             }
         }
-        self.flush_tx();
+        self.flush_tx(true);
+        self.flush_tx(false);
         self.flush_kernel();
         let n = descs.len() as u32;
         self.rx_batch = descs;
@@ -351,49 +396,75 @@ impl Worker {
             .or_default() += 1;
     }
 
-    fn flush_tx(&mut self) {
-        if self.tx_batch.is_empty() {
+    /// Queues the batch of one side (`wan`: sealed packets; else decrypted ones on the LAN)
+    /// on its transmit ring and kicks it.
+    fn flush_tx(&mut self, wan: bool) {
+        let batch = if wan {
+            &mut self.tx_batch
+        } else {
+            &mut self.lan_tx_batch
+        };
+        if batch.is_empty() {
             return;
         }
+        let batch = std::mem::take(batch);
         let mut queued = 0;
         // xdpilone reserves from its cached view of the kernel's consumer head while that shows
         // one free slot, so a batch may get fewer slots than the ring has (every 2048 frames,
         // when the cached view runs out); the next attempt refreshes the view.
         for _ in 0..TX_ATTEMPTS {
             {
-                let rest = &self.tx_batch[queued..];
-                let mut writer = self.xsk.wan.tx.transmit(rest.len() as u32);
+                let rest = &batch[queued..];
+                let port = if wan {
+                    &mut self.xsk.wan
+                } else {
+                    &mut self.xsk.lan
+                };
+                let mut writer = port.tx.transmit(rest.len() as u32);
                 queued += writer.insert(rest.iter().copied()) as usize;
                 writer.commit();
             }
-            self.kick_tx();
-            if queued == self.tx_batch.len() {
+            self.kick_tx(wan);
+            if queued == batch.len() {
                 break;
             }
-            reap_completions(&mut self.xsk.wan, &mut self.pool);
+            let port = if wan {
+                &mut self.xsk.wan
+            } else {
+                &mut self.xsk.lan
+            };
+            reap_completions(port, &mut self.pool);
         }
         self.counts.sent_xsk += queued as u64;
-        let unsent: Vec<XdpDesc> = self.tx_batch.drain(..).skip(queued).collect();
-        if !unsent.is_empty() {
+        if queued < batch.len() {
             tracing::debug!(
-                unsent = unsent.len(),
-                pending = self.xsk.wan.tx.pending(),
-                "WAN transmit ring full"
+                unsent = batch.len() - queued,
+                side = if wan { "wan" } else { "lan" },
+                "transmit ring full"
             );
         }
-        for desc in unsent {
+        for desc in &batch[queued..] {
             self.count_drop(DropReason::TxFull);
             self.pool.give(desc.addr);
         }
-        self.tx_batch.clear();
+        let mut batch = batch;
+        batch.clear();
+        if wan {
+            self.tx_batch = batch;
+        } else {
+            self.lan_tx_batch = batch;
+        }
     }
 
     /// Copy mode transmits only inside sendto, at most 32 frames per call (the kernel's
-    /// TX_BATCH_SIZE), so kick until the ring is drained (bounded, in case the link stalls).
-    fn kick_tx(&mut self) {
+    /// TX_BATCH_SIZE) unless the socket's budget was raised (`XDP_MAX_TX_SKB_BUDGET`, see
+    /// `xsk`), so kick until the ring is drained (bounded, in case the link stalls).
+    fn kick_tx(&mut self, wan: bool) {
+        let port = if wan { &self.xsk.wan } else { &self.xsk.lan };
         for _ in 0..(RX_BATCH / 16 + 2) {
-            self.xsk.wan.tx.wake();
-            if self.xsk.wan.tx.pending() == 0 {
+            port.tx.wake();
+            self.counts.loop_stats.tx_kicks += 1;
+            if port.tx.pending() == 0 {
                 break;
             }
         }
@@ -412,7 +483,11 @@ impl Worker {
                 Err(_) => packets.push(&[]),
             }
         }
-        let sent = send_batch_via_kernel(&self.kernel, &packets);
+        let sent = send_batch_via_kernel(
+            &self.kernel,
+            &packets,
+            &mut self.counts.loop_stats.sendmmsg_calls,
+        );
         drop(packets);
         self.counts.sent_kernel += sent as u64;
         for _ in sent..batch.len() {
@@ -454,6 +529,27 @@ impl Worker {
                 && nat.outbound(&mut frame[inner.clone()]) == NatVerdict::Drop
             {
                 return Ok(Verdict::Release);
+            }
+            // Straight out of the LAN socket when the kernel's next hop is known and the
+            // packet fits the link; the kernel otherwise.
+            let ip = &frame[inner.clone()];
+            let dst = Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]);
+            if let Some(hop) = self
+                .nexthops
+                .as_mut()
+                .and_then(|n| n.lookup(dst, Instant::now))
+                && inner.len() <= usize::from(hop.mtu)
+                && inner.start >= data + ETH_HLEN
+            {
+                let eth = inner.start - ETH_HLEN;
+                frame[eth..eth + 6].copy_from_slice(&hop.dst_mac);
+                frame[eth + 6..eth + 12].copy_from_slice(&hop.src_mac);
+                frame[eth + 12..eth + 14].copy_from_slice(&0x0800u16.to_be_bytes());
+                return Ok(Verdict::TransmitLan(XdpDesc {
+                    addr: base + eth as u64,
+                    len: (inner.end - eth) as u32,
+                    options: 0,
+                }));
             }
             Ok(Verdict::ToKernel(inner))
         } else if meta.job == XskJob::Encrypt as u8 {
@@ -670,7 +766,7 @@ fn send_via_kernel(socket: &Socket, packet: &[u8]) -> Result<(), DropReason> {
 
 /// Sends complete IPv4 packets through the kernel with as few sendmmsg calls as possible;
 /// returns how many were sent.
-fn send_batch_via_kernel(socket: &Socket, packets: &[&[u8]]) -> usize {
+fn send_batch_via_kernel(socket: &Socket, packets: &[&[u8]], calls: &mut u64) -> usize {
     use std::os::fd::AsRawFd as _;
     let mut addrs: Vec<libc::sockaddr_in> = Vec::with_capacity(packets.len());
     let mut iovs: Vec<libc::iovec> = Vec::with_capacity(packets.len());
@@ -709,6 +805,7 @@ fn send_batch_via_kernel(socket: &Socket, packets: &[&[u8]]) -> usize {
         .collect();
     let (mut next, mut failed) = (0, 0);
     while next < msgs.len() {
+        *calls += 1;
         // SAFETY: msgs[next..] are valid mmsghdr whose buffers live until the call returns.
         let n = unsafe {
             libc::sendmmsg(

@@ -197,6 +197,12 @@ pub fn sum(each: Vec<WorkerReport>) -> WorkerReport {
         total.encrypted += w.encrypted;
         total.sent_xsk += w.sent_xsk;
         total.sent_kernel += w.sent_kernel;
+        let (l, t) = (&w.loop_stats, &mut total.loop_stats);
+        t.polls += l.polls;
+        t.rx_batches += l.rx_batches;
+        t.rx_frames += l.rx_frames;
+        t.tx_kicks += l.tx_kicks;
+        t.sendmmsg_calls += l.sendmmsg_calls;
         add_all(&mut total.dropped, &w.dropped);
         add_all(&mut total.lifetime_events, &w.lifetime_events);
         add_all(&mut total.nat, &w.nat);
@@ -237,6 +243,7 @@ fn add_all(total: &mut BTreeMap<String, u64>, more: &BTreeMap<String, u64>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::datapath::worker::LoopStats;
 
     fn sa(direction: &str, spi: u32, packets: u64) -> SaSnapshot {
         SaSnapshot {
@@ -255,6 +262,11 @@ mod tests {
             decrypted: 3,
             encrypted: 5,
             dropped: [("replayed".to_owned(), 1)].into(),
+            loop_stats: LoopStats {
+                polls: 2,
+                tx_kicks: 1,
+                ..LoopStats::default()
+            },
             sas: vec![sa("in", 1, 3), sa("out", 2, 5)],
             sockets: [(
                 "wan".to_owned(),
@@ -271,6 +283,10 @@ mod tests {
             decrypted: 4,
             encrypted: 6,
             dropped: [("replayed".to_owned(), 2), ("bad_icv".to_owned(), 1)].into(),
+            loop_stats: LoopStats {
+                polls: 3,
+                ..LoopStats::default()
+            },
             sas: vec![sa("in", 1, 4), sa("out", 2, 6)],
             sockets: [(
                 "wan".to_owned(),
@@ -288,6 +304,7 @@ mod tests {
         assert_eq!(total.dropped["bad_icv"], 1);
         assert_eq!(total.sas, vec![sa("in", 1, 7), sa("out", 2, 11)]);
         assert_eq!(total.sockets["wan"].rx_ring_full, 3);
+        assert_eq!((total.loop_stats.polls, total.loop_stats.tx_kicks), (5, 1));
         assert_eq!(total.queue, None);
         assert_eq!(total.workers, vec![q0, q1]);
     }

@@ -323,9 +323,7 @@ impl TunnelRuntime {
         // A tunnel keeps its device while it is down (routes move away from it, not with it);
         // one that could not get its device yet tries again here.
         for (name, t) in &self.tunnels {
-            if let Err(err) = kernel.ensure_device(name, t.shape.mtu) {
-                tracing::warn!(error = %format!("{err:#}"), tunnel = %name, "no tunnel device: the router's own traffic will not use this tunnel yet");
-            }
+            kernel.ensure_device(name, t.shape.mtu);
         }
         let carried: RoutePlan = plan
             .iter()

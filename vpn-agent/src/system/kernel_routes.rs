@@ -46,6 +46,8 @@ pub struct KernelRoutes {
     /// By tunnel name.
     devices: BTreeMap<String, TunnelDevice>,
     installed: BTreeMap<Ipv4Net, RouteTarget>,
+    /// Tunnels whose device could not be created (warned about once).
+    failed: std::collections::BTreeSet<String>,
     /// Preferred source of the router's packets into tunnels: its LAN address, which the
     /// tunnels' local selectors cover (and where replies come back to).
     source: Option<Ipv4Addr>,
@@ -65,32 +67,49 @@ impl KernelRoutes {
             rtnl,
             devices: BTreeMap::new(),
             installed: BTreeMap::new(),
+            failed: Default::default(),
             source,
         })
     }
 
-    /// The tunnel's device, created (up, with the tunnel's MTU) if it has none yet.
-    pub fn ensure_device(&mut self, tunnel: &str, mtu: u16) -> anyhow::Result<&TunnelDevice> {
-        if !self.devices.contains_key(tunnel) {
-            let name = device_name(tunnel);
-            let device = TunDevice::create(&name)?;
-            // Only IPv4 is routed here; keep the kernel from sending IPv6 neighbour discovery
-            // into the tunnel. Best effort: the file is absent when IPv6 is off.
-            let _ = std::fs::write(format!("/proc/sys/net/ipv6/conf/{name}/disable_ipv6"), "1");
-            self.rtnl
-                .set_up(device.ifindex, u32::from(mtu))
-                .with_context(|| format!("tunnel {tunnel}"))?;
-            tracing::info!(%tunnel, device = %name, ifindex = device.ifindex, mtu, "tunnel device created");
-            self.devices.insert(
-                tunnel.to_owned(),
-                TunnelDevice {
-                    name: device.name,
-                    ifindex: device.ifindex,
-                    fd: Arc::new(device.fd),
-                },
-            );
+    /// The tunnel's device, created (up, with the tunnel's MTU) if it has none yet; a failure
+    /// is logged as a warning the first time, then quietly retried on later calls.
+    pub fn ensure_device(&mut self, tunnel: &str, mtu: u16) {
+        if self.devices.contains_key(tunnel) {
+            return;
         }
-        Ok(&self.devices[tunnel])
+        match self.create_device(tunnel, mtu) {
+            Ok(()) => {
+                self.failed.remove(tunnel);
+            }
+            Err(err) if self.failed.insert(tunnel.to_owned()) => {
+                tracing::warn!(error = %format!("{err:#}"), %tunnel, "no tunnel device: the router's own traffic will not use this tunnel until it has one");
+            }
+            Err(err) => {
+                tracing::debug!(error = %format!("{err:#}"), %tunnel, "still no tunnel device")
+            }
+        }
+    }
+
+    fn create_device(&mut self, tunnel: &str, mtu: u16) -> anyhow::Result<()> {
+        let name = device_name(tunnel);
+        let device = TunDevice::create(&name)?;
+        // Only IPv4 is routed here; keep the kernel from sending IPv6 neighbour discovery
+        // into the tunnel. Best effort: the file is absent when IPv6 is off.
+        let _ = std::fs::write(format!("/proc/sys/net/ipv6/conf/{name}/disable_ipv6"), "1");
+        self.rtnl
+            .set_up(device.ifindex, u32::from(mtu))
+            .with_context(|| format!("tunnel {tunnel}"))?;
+        tracing::info!(%tunnel, device = %name, ifindex = device.ifindex, mtu, "tunnel device created");
+        self.devices.insert(
+            tunnel.to_owned(),
+            TunnelDevice {
+                name: device.name,
+                ifindex: device.ifindex,
+                fd: Arc::new(device.fd),
+            },
+        );
+        Ok(())
     }
 
     pub fn devices(&self) -> impl Iterator<Item = (&String, &TunnelDevice)> {

@@ -131,11 +131,24 @@ impl AppliedSysctls {
             };
             next.push((setting, original));
         }
-        for (old, original) in &self.applied {
-            if !next.iter().any(|(s, _)| s.key == old.key) && *original != old.value {
-                old.write(original)?;
+        let dropped: Vec<(Setting, String)> = std::mem::take(&mut self.applied)
+            .into_iter()
+            .filter(|(old, _)| !next.iter().any(|(s, _)| s.key == old.key))
+            .collect();
+        // Until each step is done, every key touched stays in the list the restore on exit
+        // uses, so a failure half-way loses no original value.
+        self.applied = next
+            .iter()
+            .cloned()
+            .chain(dropped.iter().cloned())
+            .collect();
+        self.restore_on_exit = restore_on_exit;
+        for (old, original) in dropped {
+            if *original != old.value {
+                old.write(&original)?;
                 tracing::info!(key = %old.key, to = %original, "sysctl no longer set by the policy: restored");
             }
+            self.applied.retain(|(s, _)| s.key != old.key);
         }
         for (setting, _) in &next {
             let found = setting.read()?;
@@ -144,8 +157,6 @@ impl AppliedSysctls {
                 tracing::info!(key = %setting.key, from = %found, to = %setting.value, "sysctl set");
             }
         }
-        self.applied = next;
-        self.restore_on_exit = restore_on_exit;
         Ok(())
     }
 

@@ -56,6 +56,9 @@ impl Rtnl {
         socket
             .connect(&SocketAddr::new(0, 0))
             .context("connecting the netlink socket")?;
+        // Lets a dump be filtered by the kernel (one table, not a full BGP table each time);
+        // kernels without it ignore the filter and [`Rtnl::routes`] filters again.
+        let _ = socket.set_netlink_get_strict_chk(true);
         Ok(Rtnl {
             socket,
             sequence: 0,
@@ -90,6 +93,9 @@ impl Rtnl {
     pub fn routes(&mut self, table: u32, protocol: u8) -> anyhow::Result<Vec<Ipv4Net>> {
         let mut request = RouteMessage::default();
         request.header.address_family = AddressFamily::Inet;
+        request.header.table = u8::try_from(table).unwrap_or(RouteHeader::RT_TABLE_UNSPEC);
+        request.header.protocol = RouteProtocol::from(protocol);
+        request.attributes = vec![RouteAttribute::Table(table)];
         let replies = self.dump(RouteNetlinkMessage::GetRoute(request))?;
         let mut found = Vec::new();
         for reply in replies {

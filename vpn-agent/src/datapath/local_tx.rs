@@ -35,18 +35,12 @@ pub struct LocalFrame<'a> {
     pub end: usize,
 }
 
+/// Empty by default, without a buffer: the worker swaps this out on every turn that reads.
+#[derive(Default)]
 pub struct LocalPorts {
     ports: Vec<LocalPort>,
+    /// Allocated on the first read.
     scratch: Vec<u8>,
-}
-
-impl Default for LocalPorts {
-    fn default() -> Self {
-        LocalPorts {
-            ports: Vec::new(),
-            scratch: vec![0; FRONT + MAX_PACKET + BACK],
-        }
-    }
 }
 
 impl LocalPorts {
@@ -61,6 +55,12 @@ impl LocalPorts {
     /// Reads up to `budget` packets from every device, handing each to `seal`; returns how
     /// many were read.
     pub fn drain(&mut self, budget: u32, mut seal: impl FnMut(LocalFrame<'_>)) -> u32 {
+        if self.ports.is_empty() {
+            return 0;
+        }
+        if self.scratch.is_empty() {
+            self.scratch = vec![0; FRONT + MAX_PACKET + BACK];
+        }
         let mut read = 0;
         for port in &self.ports {
             let fd = port.device.fd.as_raw_fd();
